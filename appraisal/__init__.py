@@ -1,0 +1,1 @@
+"""Appraisal: ledger, measures, reward rules, incentive runs, statements, disputes and scorecards."""

@@ -1,0 +1,1 @@
+"""Campaigns: kinds, populations, targets, assignment, bounties and the launch check."""

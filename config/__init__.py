@@ -1,0 +1,1 @@
+"""Settings, database plumbing, Celery configuration and logging: what every package stands on."""

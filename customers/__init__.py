@@ -1,0 +1,1 @@
+"""The customer base (客户信息库): records, imports, contribution and tiers, alerts, masking, contact suggestion."""

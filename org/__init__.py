@@ -1,0 +1,1 @@
+"""Organisation: branches, staff, roles and scopes — the one place that answers "may this person see/do this"."""

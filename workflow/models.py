@@ -1,0 +1,55 @@
+"""The history of every transition: one row per change, in the same transaction as the change."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import JSON, ForeignKey, Index, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from config.database import Base, BigId, utcnow
+
+
+class TransitionRecord(Base):
+    """Who moved which record from which state to which, when, by which trigger and why."""
+
+    __tablename__ = "transition_record"
+    __table_args__ = (Index("ix_transition_record_entity", "entity", "entity_id", "id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    entity: Mapped[str] = mapped_column(String(40), comment="machine name, e.g. campaign, task")
+    entity_id: Mapped[int] = mapped_column(BigId, comment="primary key of the moved row")
+    from_state: Mapped[str] = mapped_column(String(30))
+    to_state: Mapped[str] = mapped_column(String(30))
+    trigger: Mapped[str] = mapped_column(String(40))
+    actor_id: Mapped[int | None] = mapped_column(
+        ForeignKey("staff.id", ondelete="SET NULL"), comment="staff who fired it; NULL for the scheduler"
+    )
+    at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    reason: Mapped[str | None] = mapped_column(Text)
+    payload: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+class JobProgress(Base):
+    """Business progress of a long job (launch, import, incentive run), read by pages and the CLI."""
+
+    __tablename__ = "job_progress"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(40), comment="launch, import, incentive_run …")
+    subject: Mapped[str] = mapped_column(String(120), comment="what it works on, e.g. campaign:DEP-2027-01")
+    state: Mapped[str] = mapped_column(String(20), default="pending", comment="pending, running, done, failed")
+    done: Mapped[int] = mapped_column(default=0)
+    total: Mapped[int] = mapped_column(default=0)
+    message: Mapped[str | None] = mapped_column(Text)
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    owner_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id", ondelete="SET NULL"))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    @property
+    def percent(self) -> int:
+        if self.state == "done":
+            return 100
+        return int(100 * self.done / self.total) if self.total else 0
