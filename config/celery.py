@@ -50,7 +50,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_time_limit": 3 * 3600,
         "task_soft_time_limit": 3 * 3600 - 300,
         "broker_connection_retry_on_startup": True,
-        "beat_schedule": BEAT_SCHEDULE,
+        "beat_schedule": beat_schedule(),
         "imports": ["campaigns.jobs"] + _optional_job_modules(),
         "worker_hijack_root_logger": False,
     }
@@ -68,6 +68,16 @@ def _optional_job_modules() -> list[str]:
 
     names = ["customers.jobs", "tasks.jobs", "appraisal.jobs"]
     return [n for n in names if importlib.util.find_spec(n) is not None]
+
+
+def beat_schedule() -> dict[str, dict[str, Any]]:
+    """The beat schedule: ours plus each job module's ``SCHEDULE`` dict."""
+    import importlib
+
+    schedule = dict(BEAT_SCHEDULE)
+    for name in _optional_job_modules():
+        schedule.update(getattr(importlib.import_module(name), "SCHEDULE", {}))
+    return schedule
 
 
 def make_celery(settings: Settings) -> Celery:

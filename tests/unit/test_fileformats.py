@@ -539,3 +539,14 @@ def test_staff_and_event_rows():
         {"event_id": "E1", "occurred_on": "2026-05-02", "staff_no": "S1", "measure": "m", "quantity": ""}, 5
     )
     assert error == RowError(5, "quantity", "", "a quantity or an amount is required")
+
+
+def test_xlsx_with_an_empty_first_sheet_is_refused_and_a_header_only_file_has_no_rows(tmp_path):
+    empty = tmp_path / "empty.xlsx"
+    workbook = xlsxwriter.Workbook(str(empty))
+    workbook.add_worksheet()
+    workbook.close()
+    with pytest.raises(FileError, match="empty file"):
+        list(read_rows(empty, "empty.xlsx", "customers"))
+    header_only = write_xlsx(tmp_path / "h.xlsx", ["customer_no", "type", "name", "branch_code"], [])
+    assert list(read_rows(header_only, "h.xlsx", "customers")) == []

@@ -199,6 +199,15 @@ class TestPieceRate:
             7,
         )
 
+    def test_negative_count_pays_nothing_unless_allowed(self):
+        # More accounts closed than opened (reversals) is not a deduction by default.
+        acc = rule(id="acc", kind="piece_rate", measure="accounts_opened", rate=20)
+        line = evaluate(acc, RuleInputs(value=D(-2)))
+        assert str(line.amount) == "0.00"
+        assert line.explanation == "accounts opened -2 is negative; a negative count pays 0.00"
+        allowed = rule(id="acc", kind="piece_rate", measure="accounts_opened", rate=20, allow_negative=True)
+        assert evaluate(allowed, RuleInputs(value=D(-2))).amount == D("-40.00")
+
     def test_cap_limits_what_is_paid(self):
         acc = rule(id="acc", kind="piece_rate", measure="accounts_opened", rate=20, cap=100)
         line = evaluate(acc, {"value": 7})
@@ -729,7 +738,7 @@ DecimalLoader.add_constructor(
 
 class TestCampaignYaml:
     def test_the_product_example_parses(self):
-        rules = parse_rules(yaml.load(PRODUCT_YAML, Loader=DecimalLoader)["rules"])  # noqa: S506 - a SafeLoader
+        rules = parse_rules(yaml.load(PRODUCT_YAML, Loader=DecimalLoader)["rules"])
         assert [r.id for r in rules] == ["dep", "acc", "dep-tiers", "bonus", "late"]
         dep, acc, tiers, bonus, late = rules
         assert (dep.rate, dep.cap) == (D("0.002"), D("5000.00"))
@@ -745,7 +754,7 @@ class TestCampaignYaml:
         assert late.rate == 20
 
     def test_rules_round_trip_through_to_dict(self):
-        for parsed in parse_rules(yaml.load(PRODUCT_YAML, Loader=DecimalLoader)["rules"]):  # noqa: S506
+        for parsed in parse_rules(yaml.load(PRODUCT_YAML, Loader=DecimalLoader)["rules"]):
             assert parse_rule(parsed.to_dict()) == parsed
         low = rule(id="low", kind="penalty", measure="new_deposits", below="0.8", amount=300, floor=300)
         assert parse_rule(low.to_dict()) == low

@@ -171,7 +171,9 @@ def test_every_line_is_rounded_capped_and_floored(rule, value, target):
 @given(value=st.decimals(min_value=Decimal(0), max_value=Decimal("5000000"), places=2))
 def test_marginal_never_pays_more_than_whole_with_rising_rates(value):
     marginal, whole = RULES[3], RULES[4]
-    assert evaluate(marginal, RuleInputs(value=value)).amount <= evaluate(whole, RuleInputs(value=value)).amount
+    assert (
+        evaluate(marginal, RuleInputs(value=value)).amount <= evaluate(whole, RuleInputs(value=value)).amount
+    )
 
 
 @SOME
@@ -203,7 +205,9 @@ def statement_inputs(draw):
         )
     )
     lines = [
-        StatementLine(staff, campaign, evaluate(rule, RuleInputs(value=draw(measure_values), target=draw(targets))))
+        StatementLine(
+            staff, campaign, evaluate(rule, RuleInputs(value=draw(measure_values), target=draw(targets)))
+        )
         for staff, campaign, rule in keys
     ]
     budgets = {
@@ -215,7 +219,10 @@ def statement_inputs(draw):
 
 def digest(result) -> str:
     """SHA-256 of a run's result, the way a stored run would be fingerprinted."""
-    rows = [[sl.staff_no, sl.campaign, sl.line.rule_id, str(sl.line.amount), sl.line.explanation] for sl in result.lines]
+    rows = [
+        [sl.staff_no, sl.campaign, sl.line.rule_id, str(sl.line.amount), sl.line.explanation]
+        for sl in result.lines
+    ]
     rows.append(sorted((staff, str(total)) for staff, total in result.totals.items()))
     return hashlib.sha256(json.dumps(rows, ensure_ascii=False).encode()).hexdigest()
 
