@@ -140,6 +140,7 @@ MAX_MONEY = Decimal("1e16")  # NUMERIC(18, 2)
 _CSV_CHUNK = 64 * 1024
 _COPY_CHUNK = 1024 * 1024
 _UNDECODED_RE = re.compile("[\udc80-\udcff]")
+_CONTROL_RE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _MAX_DISPLAYED_VALUE = 80
 
 
@@ -192,8 +193,8 @@ def read_rows(
 def _read_csv(
     source: str | os.PathLike[str] | IO[bytes], kind: str | None
 ) -> Iterator[tuple[int, dict[str, Any]]]:
-    owned = not hasattr(source, "read")
-    stream: IO[bytes] = open(source, "rb") if owned else source  # type: ignore[arg-type]
+    owned = isinstance(source, str | os.PathLike)
+    stream: IO[bytes] = open(source, "rb") if isinstance(source, str | os.PathLike) else source
     try:
         first = stream.read(_CSV_CHUNK)
         if isinstance(first, str):
@@ -274,13 +275,13 @@ def _read_xlsx(
     source: str | os.PathLike[str] | IO[bytes], kind: str | None
 ) -> Iterator[tuple[int, dict[str, Any]]]:
     with contextlib.ExitStack() as stack:
-        if hasattr(source, "read"):
+        if isinstance(source, str | os.PathLike):
+            path = Path(source)
+        else:
             # calamine reads a file object whole into Python memory; from a path it reads the zip from disk
             path = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="cf-import-"))) / "upload.xlsx"
             with open(path, "wb") as copy:
-                shutil.copyfileobj(source, copy, _COPY_CHUNK)  # type: ignore[arg-type]
-        else:
-            path = Path(source)  # type: ignore[arg-type]
+                shutil.copyfileobj(source, copy, _COPY_CHUNK)
         if path.stat().st_size == 0:
             raise FileError("empty file")
         if not zipfile.is_zipfile(path):
@@ -296,7 +297,7 @@ def _read_xlsx(
                 sheet = workbook.get_sheet_by_index(0)
             except Exception as exc:
                 raise FileError(f"the first worksheet cannot be read: {exc}") from exc
-            if sheet.height == 0:
+            if sheet.height == 0 or sheet.start is None:
                 raise FileError("empty file: the first worksheet has no rows")
             first_row, first_col = sheet.start
             for (top, left), (bottom, right) in sheet.merged_cell_ranges or ():
@@ -443,6 +444,8 @@ def parse_text(value: Any, max_length: int = 200) -> str:
     text = cell_text(value)
     if len(text) > max_length:
         raise ValueError(f"longer than {max_length} characters")
+    if _CONTROL_RE.search(text):
+        raise ValueError("contains control characters")
     return text
 
 

@@ -550,3 +550,17 @@ def test_xlsx_with_an_empty_first_sheet_is_refused_and_a_header_only_file_has_no
         list(read_rows(empty, "empty.xlsx", "customers"))
     header_only = write_xlsx(tmp_path / "h.xlsx", ["customer_no", "type", "name", "branch_code"], [])
     assert list(read_rows(header_only, "h.xlsx", "customers")) == []
+
+
+@pytest.mark.parametrize("body", [b'C1,business,"X"y,B01\n', b'C1,business,"' + b"x" * 200_000 + b'",B01\n'])
+def test_malformed_csv_is_refused_with_the_row(body):
+    with pytest.raises(FileError, match="malformed CSV near row 2"):
+        rows(b"customer_no,type,name,branch_code\n" + body)
+
+
+def test_control_characters_are_refused_in_text():
+    [(row, raw)] = rows(b"customer_no,type,name,branch_code\nC1,business,X\x00,B01\n")
+    assert validate_customer_row(raw, row) == (
+        None,
+        [RowError(2, "name", "X\x00", "contains control characters")],
+    )
