@@ -107,6 +107,11 @@ def _from_fen(count: int) -> Decimal:
     return Decimal(count).scaleb(-2, context=MONEY_CONTEXT)
 
 
+def _itself(key: Any) -> Any:
+    """Order keys by themselves (staff_no, or tuples starting with it)."""
+    return key
+
+
 def allocate_largest_remainder(
     total: Decimal,
     weights: Iterable[tuple[K, Decimal | int]],
@@ -120,7 +125,7 @@ def allocate_largest_remainder(
     value and negated, so a deduction is shared the same way as a payment. The result is ordered
     by the tiebreak key and does not depend on the order of ``weights``.
     """
-    order_key: Callable[[K], Any] = tiebreak_key if tiebreak_key is not None else (lambda key: key)
+    order_key: Callable[[K], Any] = tiebreak_key if tiebreak_key is not None else _itself
     fen_total = _fen_count(total, "total")
     exact_weights: dict[K, Fraction] = {}
     for key, weight in weights:
@@ -178,7 +183,7 @@ def scale_to_budget(lines: Iterable[tuple[K, Decimal]], budget: Decimal) -> dict
         amounts[key] = as_decimal(amount)
     positive = [(key, amount) for key, amount in amounts.items() if amount > 0]
     positive_sum = sum((amount for _key, amount in positive), Decimal(0))
-    result = {key: amounts[key] for key in sorted(amounts)}
+    result = {key: amounts[key] for key in sorted(amounts, key=_itself)}
     if positive_sum <= _from_fen(budget_fen):
         return result
     # floor(budget × line / sum) is exactly the floor of the proportional share of the budget with

@@ -171,7 +171,8 @@ class Rule:
     (0.0015 = 0.15 %) for percentage rules and tiered rules on sums. ``amount`` is the bounty amount,
     the pool amount, or the fixed penalty taken when attainment is ``below`` a threshold. ``cap`` is
     the most a line pays and ``floor`` the most it deducts (a positive figure: floor 100 stops a
-    line at −100.00).
+    line at −100.00). ``allow_negative`` (piece_rate, percentage) lets a negative measure deduct;
+    without it a negative measure pays 0.
     """
 
     id: str
