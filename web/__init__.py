@@ -92,7 +92,16 @@ def _register_domain_blueprints(app: Flask) -> None:
     """Blueprints of the areas built later register here (one per area)."""
     import importlib
 
-    for module in ("web.customers", "web.org", "web.queue", "web.checks", "web.appraisal"):
+    for module in (
+        "web.customers",
+        "web.org",
+        "web.queue",
+        "web.checks",
+        "web.appraisal",
+        "web.bounties",
+        "web.campaign_dashboard",
+        "web.campaign_staff",
+    ):
         try:
             mod = importlib.import_module(module)
         except ModuleNotFoundError as exc:
