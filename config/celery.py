@@ -66,7 +66,13 @@ def _optional_job_modules() -> list[str]:
     """Job modules of the domain packages that exist in this build."""
     import importlib.util
 
-    names = ["customers.jobs", "tasks.jobs", "appraisal.jobs"]
+    names = [
+        "customers.jobs",
+        "customers.import_jobs",
+        "campaigns.bounty_jobs",
+        "tasks.jobs",
+        "appraisal.jobs",
+    ]
     return [n for n in names if importlib.util.find_spec(n) is not None]
 
 

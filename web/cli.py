@@ -128,8 +128,11 @@ def schedule() -> None:
 def register_cli(app: Flask) -> None:
     for group in (db_cli, users_cli, demo_cli):
         app.cli.add_command(group)
+    from web.serve import serve
+
     app.cli.add_command(worker)
     app.cli.add_command(schedule)
+    app.cli.add_command(serve)
     for module in ("web.cli_customers", "web.cli_campaigns", "web.cli_tasks", "web.cli_appraisal", "web.cli_org"):
         try:
             mod = importlib.import_module(module)
