@@ -125,6 +125,17 @@ def schedule() -> None:
     click.echo(f"started {result['started']}, closed {result['closed']}")
 
 
+@click.command("diagrams")
+@click.option("--out", default="docs/state-machines.md", show_default=True, type=click.Path(dir_okay=False))
+def diagrams(out: str) -> None:
+    """Write every state machine's diagram (Mermaid) and transition table to OUT."""
+    from workflow.diagram import machines_markdown
+
+    with open(out, "w", encoding="utf-8") as fh:
+        fh.write(machines_markdown())
+    click.echo(f"wrote {out}")
+
+
 def register_cli(app: Flask) -> None:
     for group in (db_cli, users_cli, demo_cli):
         app.cli.add_command(group)
@@ -133,6 +144,7 @@ def register_cli(app: Flask) -> None:
     app.cli.add_command(worker)
     app.cli.add_command(schedule)
     app.cli.add_command(serve)
+    app.cli.add_command(diagrams)
     for module in ("web.cli_customers", "web.cli_campaigns", "web.cli_tasks", "web.cli_appraisal", "web.cli_org"):
         try:
             mod = importlib.import_module(module)

@@ -108,3 +108,27 @@ def to_mermaid(wf: Workflow) -> str:
     lines = ["stateDiagram-v2", f"    [*] --> {wf.initial}"]
     lines += [f"    {src} --> {dest}: {trig}" for src, trig, dest in wf.edges()]
     return "\n".join(lines)
+
+
+def machines_markdown() -> str:
+    """docs/state-machines.md: every declared machine, drawn from its own definition."""
+    from config.database import import_models
+
+    import_models()
+    parts = [
+        "# State machines",
+        "",
+        "Generated from the machines' own definitions by `campaignflow diagrams` — never drawn by hand.",
+        "A test fails when this file is out of date.",
+        "",
+    ]
+    for wf in sorted(Workflow.registry.values(), key=lambda w: w.name):
+        parts += [f"## {wf.name}", "", "```mermaid", to_mermaid(wf), "```", ""]
+        parts += ["| from | trigger | to | guards | reason required |", "|---|---|---|---|---|"]
+        for t in wf.transitions:
+            guards = ", ".join(g.name for g in t.guards) or "—"
+            parts.append(
+                f"| {', '.join(t.source)} | `{t.trigger}` | {t.dest} | {guards} | {'yes' if t.reason_required else ''} |"
+            )
+        parts.append("")
+    return "\n".join(parts)
