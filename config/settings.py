@@ -74,6 +74,7 @@ class Settings:
     reveal_limit_per_day: int = 50
     ratelimit_storage: str = "memory://"
     log_json: bool = False
+    secure_cookies: bool = False
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -133,6 +134,7 @@ class Settings:
             reveal_limit_per_day=_int(env, "CAMPAIGNFLOW_REVEAL_LIMIT", 50, minimum=1),
             ratelimit_storage=ratelimit,
             log_json=_bool(env, "CAMPAIGNFLOW_LOG_JSON", False),
+            secure_cookies=_bool(env, "CAMPAIGNFLOW_SECURE_COOKIES", False),
         )
 
 
