@@ -160,5 +160,11 @@ def main() -> None:
     """Console script ``campaignflow``."""
     from web import create_app
 
+    from config.settings import ConfigError
+
     cli = FlaskGroup(create_app=create_app, help="campaignflow: campaigns, task queues and incentives.")
-    cli.main(prog_name="campaignflow")
+    try:
+        cli.main(prog_name="campaignflow")
+    except ConfigError as exc:
+        click.echo(f"campaignflow: configuration error: {exc}", err=True)
+        raise SystemExit(2) from None
