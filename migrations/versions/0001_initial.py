@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-30 09:28:41.393297
+Create Date: 2026-11-30 09:35:08.348647
 """
 
 from alembic import op
@@ -25,6 +25,37 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['parent_id'], ['branch.id'], name=op.f('fk_branch_parent_id_branch')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_branch')),
     sa.UniqueConstraint('code', name=op.f('uq_branch_code'))
+    )
+    op.create_table('distribution_band',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('batch', sa.String(length=60), nullable=False, comment='which distribution, e.g. launch:12'),
+    sa.Column('grp', sa.String(length=8), nullable=False, comment='key, gen or plan'),
+    sa.Column('branch_id', sa.Integer(), nullable=False, comment='branch the band distributes in'),
+    sa.Column('lo', sa.Integer(), nullable=False, comment='ranks above this (plan: key rows placed)'),
+    sa.Column('hi', sa.Integer(), nullable=False, comment='ranks up to this (plan: key rows overflowing)'),
+    sa.Column('k', sa.Integer(), nullable=False, comment='members in the band (plan: 1 if anyone may take work)'),
+    sa.Column('level', sa.Integer(), nullable=False, comment='open assignments of each member when the band starts'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_distribution_band'))
+    )
+    with op.batch_alter_table('distribution_band', schema=None) as batch_op:
+        batch_op.create_index('ix_distribution_band_batch', ['batch', 'grp', 'branch_id'], unique=False)
+
+    op.create_table('distribution_plan',
+    sa.Column('batch', sa.String(length=60), nullable=False),
+    sa.Column('assignment_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('staff_id', sa.Integer(), nullable=False, comment='new owner'),
+    sa.Column('load', sa.Integer(), nullable=False, comment='open assignments of the new owner when it was given'),
+    sa.PrimaryKeyConstraint('batch', 'assignment_id', name=op.f('pk_distribution_plan'))
+    )
+    with op.batch_alter_table('distribution_plan', schema=None) as batch_op:
+        batch_op.create_index('ix_distribution_plan_batch', ['batch', 'staff_id'], unique=False)
+
+    op.create_table('distribution_member',
+    sa.Column('band_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('pos', sa.Integer(), nullable=False, comment='0-based position in the round'),
+    sa.Column('staff_id', sa.Integer(), nullable=False, comment='who gets the rows at this position'),
+    sa.ForeignKeyConstraint(['band_id'], ['distribution_band.id'], name=op.f('fk_distribution_member_band_id_distribution_band'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('band_id', 'pos', name=op.f('pk_distribution_member'))
     )
     op.create_table('staff',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -155,10 +186,47 @@ def upgrade() -> None:
     sa.UniqueConstraint('customer_no', name=op.f('uq_customer_customer_no'))
     )
     with op.batch_alter_table('customer', schema=None) as batch_op:
+        batch_op.create_index('ix_customer_birth_date', ['birth_date'], unique=False)
         batch_op.create_index('ix_customer_branch_manager', ['branch_id', 'manager_id'], unique=False)
         batch_op.create_index('ix_customer_branch_tier', ['branch_id', 'tier'], unique=False)
         batch_op.create_index(batch_op.f('ix_customer_grid'), ['grid'], unique=False)
+        batch_op.create_index('ix_customer_key_contribution', ['branch_id', 'is_key', 'contribution'], unique=False)
         batch_op.create_index(batch_op.f('ix_customer_manager_id'), ['manager_id'], unique=False)
+        batch_op.create_index('ix_customer_name', ['name'], unique=False, postgresql_ops={'name': 'text_pattern_ops'})
+        batch_op.create_index('ix_customer_occupation', ['occupation'], unique=False)
+
+    op.create_table('incentive_run',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('month', sa.String(length=7), nullable=False, comment='YYYY-MM'),
+    sa.Column('scope_branch_id', sa.Integer(), nullable=True, comment='NULL = the union'),
+    sa.Column('scope_key', sa.String(length=20), nullable=False, comment="'union' or the branch code"),
+    sa.Column('state', sa.String(length=12), nullable=False),
+    sa.Column('rule_versions', sa.JSON(), nullable=True, comment='campaign code -> rule version'),
+    sa.Column('total', sa.Numeric(precision=18, scale=2), nullable=False),
+    sa.Column('line_count', sa.Integer(), nullable=False),
+    sa.Column('staff_count', sa.Integer(), nullable=False),
+    sa.Column('totals', sa.JSON(), nullable=True, comment='per branch and per campaign totals'),
+    sa.Column('result_hash', sa.String(length=64), nullable=True, comment='SHA-256 of the canonical lines'),
+    sa.Column('computations', sa.Integer(), nullable=False, comment='how many times computed'),
+    sa.Column('created_by', sa.Integer(), nullable=True),
+    sa.Column('computed_by', sa.Integer(), nullable=True, comment='who ran it last'),
+    sa.Column('approved_by', sa.Integer(), nullable=True),
+    sa.Column('locked_by', sa.Integer(), nullable=True),
+    sa.Column('computed_at', sa.DateTime(), nullable=True),
+    sa.Column('approved_at', sa.DateTime(), nullable=True),
+    sa.Column('locked_at', sa.DateTime(), nullable=True),
+    sa.Column('created_at', sa.DateTime(), nullable=False),
+    sa.Column('version', sa.Integer(), nullable=False, comment='optimistic lock'),
+    sa.ForeignKeyConstraint(['approved_by'], ['staff.id'], name=op.f('fk_incentive_run_approved_by_staff')),
+    sa.ForeignKeyConstraint(['computed_by'], ['staff.id'], name=op.f('fk_incentive_run_computed_by_staff')),
+    sa.ForeignKeyConstraint(['created_by'], ['staff.id'], name=op.f('fk_incentive_run_created_by_staff')),
+    sa.ForeignKeyConstraint(['locked_by'], ['staff.id'], name=op.f('fk_incentive_run_locked_by_staff')),
+    sa.ForeignKeyConstraint(['scope_branch_id'], ['branch.id'], name=op.f('fk_incentive_run_scope_branch_id_branch')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_incentive_run')),
+    sa.UniqueConstraint('month', 'scope_key', name='uq_incentive_run_month_scope')
+    )
+    with op.batch_alter_table('incentive_run', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_incentive_run_month'), ['month'], unique=False)
 
     op.create_table('job_progress',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
@@ -175,6 +243,30 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['owner_id'], ['staff.id'], name=op.f('fk_job_progress_owner_id_staff'), ondelete='SET NULL'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_job_progress'))
     )
+    op.create_table('notification',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('staff_id', sa.Integer(), nullable=False),
+    sa.Column('kind', sa.String(length=20), nullable=False, comment='due_soon, overdue, appointment, claim …'),
+    sa.Column('text', sa.Text(), nullable=False),
+    sa.Column('link', sa.String(length=200), nullable=True),
+    sa.Column('key', sa.String(length=120), nullable=True, comment='dedupe key of scheduled notifications'),
+    sa.Column('created_at', sa.DateTime(), nullable=False),
+    sa.Column('read_at', sa.DateTime(), nullable=True),
+    sa.ForeignKeyConstraint(['staff_id'], ['staff.id'], name=op.f('fk_notification_staff_id_staff'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_notification')),
+    sa.UniqueConstraint('staff_id', 'key', name='uq_notification_staff_key')
+    )
+    with op.batch_alter_table('notification', schema=None) as batch_op:
+        batch_op.create_index('ix_notification_staff_unread', ['staff_id', 'read_at'], unique=False)
+
+    op.create_table('scorecard_weights',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('weights', sa.JSON(), nullable=False, comment='results, process, service, training'),
+    sa.Column('created_by', sa.Integer(), nullable=True),
+    sa.Column('created_at', sa.DateTime(), nullable=False),
+    sa.ForeignKeyConstraint(['created_by'], ['staff.id'], name=op.f('fk_scorecard_weights_created_by_staff')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_scorecard_weights'))
+    )
     op.create_table('staff_role',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('staff_id', sa.Integer(), nullable=False),
@@ -185,6 +277,22 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_staff_role')),
     sa.UniqueConstraint('staff_id', 'role', name='uq_staff_role_staff_role')
     )
+    op.create_table('training_session',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('title', sa.String(length=200), nullable=False),
+    sa.Column('kind', sa.String(length=20), nullable=False, comment='staff_school, external, other'),
+    sa.Column('held_on', sa.Date(), nullable=False),
+    sa.Column('branch_id', sa.Integer(), nullable=True, comment='NULL = union-wide'),
+    sa.Column('mandatory', sa.Boolean(), nullable=False, comment='absence counts as training_missed'),
+    sa.Column('created_by', sa.Integer(), nullable=True),
+    sa.Column('created_at', sa.DateTime(), nullable=False),
+    sa.ForeignKeyConstraint(['branch_id'], ['branch.id'], name=op.f('fk_training_session_branch_id_branch')),
+    sa.ForeignKeyConstraint(['created_by'], ['staff.id'], name=op.f('fk_training_session_created_by_staff')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_training_session'))
+    )
+    with op.batch_alter_table('training_session', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_training_session_held_on'), ['held_on'], unique=False)
+
     op.create_table('transition_record',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('entity', sa.String(length=40), nullable=False, comment='machine name, e.g. campaign, task'),
@@ -241,6 +349,51 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_assignment_customer_id'), ['customer_id'], unique=False)
         batch_op.create_index('ix_assignment_staff_state', ['staff_id', 'state'], unique=False)
 
+    op.create_table('attendance',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('session_id', sa.Integer(), nullable=False),
+    sa.Column('staff_id', sa.Integer(), nullable=False),
+    sa.Column('present', sa.Boolean(), nullable=False),
+    sa.Column('note', sa.String(length=200), nullable=True),
+    sa.ForeignKeyConstraint(['session_id'], ['training_session.id'], name=op.f('fk_attendance_session_id_training_session'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['staff_id'], ['staff.id'], name=op.f('fk_attendance_staff_id_staff')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_attendance')),
+    sa.UniqueConstraint('session_id', 'staff_id', name='uq_attendance_session_staff')
+    )
+    with op.batch_alter_table('attendance', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_attendance_staff_id'), ['staff_id'], unique=False)
+
+    op.create_table('bounty',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('campaign_id', sa.Integer(), nullable=True, comment='campaign it belongs to (any kind)'),
+    sa.Column('branch_id', sa.Integer(), nullable=False, comment="scope: the target customer's branch"),
+    sa.Column('title', sa.String(length=200), nullable=False),
+    sa.Column('description', sa.Text(), nullable=True),
+    sa.Column('customer_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False, comment='the hard target'),
+    sa.Column('amount', sa.Numeric(precision=18, scale=2), nullable=False, comment='reward in yuan'),
+    sa.Column('deadline', sa.Date(), nullable=False, comment='last day it can be won'),
+    sa.Column('exclusive_days', sa.Integer(), nullable=False, comment='days a taker holds it exclusively'),
+    sa.Column('state', sa.String(length=12), nullable=False),
+    sa.Column('taken_by', sa.Integer(), nullable=True, comment='who holds it now'),
+    sa.Column('taken_until', sa.Date(), nullable=True, comment='exclusive until this day (inclusive)'),
+    sa.Column('winner_id', sa.Integer(), nullable=True, comment='whose verified claim won it'),
+    sa.Column('posted_by', sa.Integer(), nullable=False, comment='the director who posted it'),
+    sa.Column('paid_in', sa.String(length=40), nullable=True, comment='the incentive run that paid it'),
+    sa.Column('created_at', sa.DateTime(), nullable=False),
+    sa.Column('version', sa.Integer(), nullable=False, comment='optimistic lock'),
+    sa.ForeignKeyConstraint(['branch_id'], ['branch.id'], name=op.f('fk_bounty_branch_id_branch')),
+    sa.ForeignKeyConstraint(['campaign_id'], ['campaign.id'], name=op.f('fk_bounty_campaign_id_campaign'), ondelete='SET NULL'),
+    sa.ForeignKeyConstraint(['customer_id'], ['customer.id'], name=op.f('fk_bounty_customer_id_customer')),
+    sa.ForeignKeyConstraint(['posted_by'], ['staff.id'], name=op.f('fk_bounty_posted_by_staff')),
+    sa.ForeignKeyConstraint(['taken_by'], ['staff.id'], name=op.f('fk_bounty_taken_by_staff')),
+    sa.ForeignKeyConstraint(['winner_id'], ['staff.id'], name=op.f('fk_bounty_winner_id_staff')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_bounty'))
+    )
+    with op.batch_alter_table('bounty', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_bounty_campaign_id'), ['campaign_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_bounty_customer_id'), ['customer_id'], unique=False)
+        batch_op.create_index('ix_bounty_state_branch', ['state', 'branch_id'], unique=False)
+
     op.create_table('campaign_branch',
     sa.Column('campaign_id', sa.Integer(), nullable=False),
     sa.Column('branch_id', sa.Integer(), nullable=False),
@@ -248,6 +401,28 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['campaign_id'], ['campaign.id'], name=op.f('fk_campaign_branch_campaign_id_campaign'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('campaign_id', 'branch_id', name=op.f('pk_campaign_branch'))
     )
+    op.create_table('complaint',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('staff_id', sa.Integer(), nullable=False),
+    sa.Column('customer_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
+    sa.Column('received_on', sa.Date(), nullable=False),
+    sa.Column('text', sa.Text(), nullable=False),
+    sa.Column('state', sa.String(length=10), nullable=False),
+    sa.Column('satisfaction', sa.Integer(), nullable=True, comment="customer's satisfaction 1–5 after handling"),
+    sa.Column('verified_by', sa.Integer(), nullable=True),
+    sa.Column('verified_at', sa.DateTime(), nullable=True),
+    sa.Column('created_by', sa.Integer(), nullable=True),
+    sa.Column('created_at', sa.DateTime(), nullable=False),
+    sa.ForeignKeyConstraint(['created_by'], ['staff.id'], name=op.f('fk_complaint_created_by_staff')),
+    sa.ForeignKeyConstraint(['customer_id'], ['customer.id'], name=op.f('fk_complaint_customer_id_customer')),
+    sa.ForeignKeyConstraint(['staff_id'], ['staff.id'], name=op.f('fk_complaint_staff_id_staff')),
+    sa.ForeignKeyConstraint(['verified_by'], ['staff.id'], name=op.f('fk_complaint_verified_by_staff')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_complaint'))
+    )
+    with op.batch_alter_table('complaint', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_complaint_received_on'), ['received_on'], unique=False)
+        batch_op.create_index(batch_op.f('ix_complaint_staff_id'), ['staff_id'], unique=False)
+
     op.create_table('customer_tag',
     sa.Column('customer_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('tag', sa.String(length=40), nullable=False),
@@ -267,6 +442,55 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['customer_id'], ['customer.id'], name=op.f('fk_holding_customer_id_customer'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('customer_id', 'product', name=op.f('pk_holding'))
     )
+    with op.batch_alter_table('holding', schema=None) as batch_op:
+        batch_op.create_index('ix_holding_product', ['product', 'customer_id'], unique=False)
+
+    op.create_table('ledger_event',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('event_id', sa.String(length=64), nullable=False, comment='natural key (event_id of the file)'),
+    sa.Column('occurred_on', sa.Date(), nullable=False, comment='business date of the result'),
+    sa.Column('month', sa.String(length=7), nullable=False, comment='YYYY-MM the event counts in'),
+    sa.Column('staff_id', sa.Integer(), nullable=False, comment='credited staff member'),
+    sa.Column('customer_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
+    sa.Column('campaign_id', sa.Integer(), nullable=True, comment='NULL: counts where the customer is assigned to the staff member'),
+    sa.Column('measure', sa.String(length=40), nullable=False, comment='accounts_opened, payroll_volume …'),
+    sa.Column('quantity', sa.Integer(), nullable=False, comment='count; negative only on a reversal'),
+    sa.Column('amount', sa.Numeric(precision=18, scale=2), nullable=False, comment='sum measures, yuan'),
+    sa.Column('source', sa.String(length=12), nullable=False),
+    sa.Column('claim_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True, comment='the verified claim, for source=claim'),
+    sa.Column('reverses_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True, comment='the event this one reverses (at most one reversal each)'),
+    sa.Column('reason', sa.Text(), nullable=True, comment='why (reversals and adjustments)'),
+    sa.Column('created_by', sa.Integer(), nullable=True),
+    sa.Column('created_at', sa.DateTime(), nullable=False),
+    sa.ForeignKeyConstraint(['campaign_id'], ['campaign.id'], name=op.f('fk_ledger_event_campaign_id_campaign')),
+    sa.ForeignKeyConstraint(['created_by'], ['staff.id'], name=op.f('fk_ledger_event_created_by_staff')),
+    sa.ForeignKeyConstraint(['customer_id'], ['customer.id'], name=op.f('fk_ledger_event_customer_id_customer')),
+    sa.ForeignKeyConstraint(['reverses_id'], ['ledger_event.id'], name=op.f('fk_ledger_event_reverses_id_ledger_event')),
+    sa.ForeignKeyConstraint(['staff_id'], ['staff.id'], name=op.f('fk_ledger_event_staff_id_staff')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_ledger_event')),
+    sa.UniqueConstraint('event_id', name=op.f('uq_ledger_event_event_id'))
+    )
+    with op.batch_alter_table('ledger_event', schema=None) as batch_op:
+        batch_op.create_index('ix_ledger_event_month_staff_measure', ['month', 'staff_id', 'measure', 'campaign_id'], unique=False)
+        batch_op.create_index('ix_ledger_event_reverses_id', ['reverses_id'], unique=True)
+
+    op.create_table('rule_version',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('campaign_id', sa.Integer(), nullable=False),
+    sa.Column('version', sa.Integer(), nullable=False),
+    sa.Column('effective_from', sa.Date(), nullable=False, comment='applies to months ending on or after'),
+    sa.Column('rules', sa.JSON(), nullable=False),
+    sa.Column('note', sa.Text(), nullable=True),
+    sa.Column('created_by', sa.Integer(), nullable=True),
+    sa.Column('created_at', sa.DateTime(), nullable=False),
+    sa.ForeignKeyConstraint(['campaign_id'], ['campaign.id'], name=op.f('fk_rule_version_campaign_id_campaign'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['created_by'], ['staff.id'], name=op.f('fk_rule_version_created_by_staff')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_rule_version')),
+    sa.UniqueConstraint('campaign_id', 'version', name='uq_rule_version_campaign_version')
+    )
+    with op.batch_alter_table('rule_version', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_rule_version_campaign_id'), ['campaign_id'], unique=False)
+
     op.create_table('snapshot',
     sa.Column('customer_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('as_of', sa.Date(), nullable=False),
@@ -279,6 +503,40 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['customer_id'], ['customer.id'], name=op.f('fk_snapshot_customer_id_customer'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('customer_id', 'as_of', name=op.f('pk_snapshot'))
     )
+    with op.batch_alter_table('snapshot', schema=None) as batch_op:
+        batch_op.create_index('ix_snapshot_as_of', ['as_of'], unique=False)
+
+    op.create_table('statement_line',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('run_id', sa.Integer(), nullable=False),
+    sa.Column('staff_id', sa.Integer(), nullable=False),
+    sa.Column('branch_id', sa.Integer(), nullable=False, comment="the staff member's branch then"),
+    sa.Column('campaign_id', sa.Integer(), nullable=True),
+    sa.Column('rule_id', sa.String(length=64), nullable=False, comment="rule id, or 'adjustment'"),
+    sa.Column('rule_version', sa.Integer(), nullable=True),
+    sa.Column('kind', sa.String(length=20), nullable=False, comment='rule kind, or adjustment'),
+    sa.Column('measure', sa.String(length=40), nullable=True),
+    sa.Column('input', sa.Numeric(precision=20, scale=4), nullable=True, comment='measure value credited (or score)'),
+    sa.Column('target', sa.Numeric(precision=20, scale=4), nullable=True),
+    sa.Column('computed', sa.Numeric(precision=18, scale=2), nullable=False, comment='rounded, before cap/floor and budget'),
+    sa.Column('amount', sa.Numeric(precision=18, scale=2), nullable=False, comment='what is paid (negative: deducted)'),
+    sa.Column('limited_by', sa.String(length=8), nullable=True, comment='cap or floor'),
+    sa.Column('budget_scaled_from', sa.Numeric(precision=18, scale=2), nullable=True),
+    sa.Column('what_if', sa.Numeric(precision=18, scale=2), nullable=True, comment='what one more result would add'),
+    sa.Column('formula', sa.String(length=120), nullable=False),
+    sa.Column('explanation', sa.Text(), nullable=False),
+    sa.Column('explanation_zh', sa.Text(), nullable=False),
+    sa.Column('dispute_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True, comment='adjustment lines: the accepted dispute'),
+    sa.ForeignKeyConstraint(['branch_id'], ['branch.id'], name=op.f('fk_statement_line_branch_id_branch')),
+    sa.ForeignKeyConstraint(['campaign_id'], ['campaign.id'], name=op.f('fk_statement_line_campaign_id_campaign')),
+    sa.ForeignKeyConstraint(['run_id'], ['incentive_run.id'], name=op.f('fk_statement_line_run_id_incentive_run'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['staff_id'], ['staff.id'], name=op.f('fk_statement_line_staff_id_staff')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_statement_line'))
+    )
+    with op.batch_alter_table('statement_line', schema=None) as batch_op:
+        batch_op.create_index('ix_statement_line_run_staff', ['run_id', 'staff_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_statement_line_staff_id'), ['staff_id'], unique=False)
+
     op.create_table('target',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('campaign_id', sa.Integer(), nullable=False),
@@ -296,6 +554,40 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('target', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_target_campaign_id'), ['campaign_id'], unique=False)
+
+    op.create_table('dispute',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('line_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('run_id', sa.Integer(), nullable=False),
+    sa.Column('month', sa.String(length=7), nullable=False, comment='month of the disputed line'),
+    sa.Column('staff_id', sa.Integer(), nullable=False, comment='who raised it'),
+    sa.Column('branch_id', sa.Integer(), nullable=False),
+    sa.Column('category', sa.String(length=20), nullable=False),
+    sa.Column('text', sa.Text(), nullable=False),
+    sa.Column('attachment_name', sa.String(length=200), nullable=True),
+    sa.Column('attachment', sa.LargeBinary(), nullable=True, comment='evidence file (small)'),
+    sa.Column('deadline', sa.Date(), nullable=False, comment='answer due by'),
+    sa.Column('state', sa.String(length=10), nullable=False),
+    sa.Column('answer', sa.Text(), nullable=True),
+    sa.Column('adjustment', sa.Numeric(precision=18, scale=2), nullable=True, comment='accepted: amount added next run'),
+    sa.Column('answered_by', sa.Integer(), nullable=True),
+    sa.Column('answered_at', sa.DateTime(), nullable=True),
+    sa.Column('applied_run_id', sa.Integer(), nullable=True, comment='the run whose adjustment line pays it'),
+    sa.Column('created_at', sa.DateTime(), nullable=False),
+    sa.Column('version', sa.Integer(), nullable=False, comment='optimistic lock'),
+    sa.ForeignKeyConstraint(['answered_by'], ['staff.id'], name=op.f('fk_dispute_answered_by_staff')),
+    sa.ForeignKeyConstraint(['applied_run_id'], ['incentive_run.id'], name=op.f('fk_dispute_applied_run_id_incentive_run')),
+    sa.ForeignKeyConstraint(['branch_id'], ['branch.id'], name=op.f('fk_dispute_branch_id_branch')),
+    sa.ForeignKeyConstraint(['line_id'], ['statement_line.id'], name=op.f('fk_dispute_line_id_statement_line')),
+    sa.ForeignKeyConstraint(['run_id'], ['incentive_run.id'], name=op.f('fk_dispute_run_id_incentive_run')),
+    sa.ForeignKeyConstraint(['staff_id'], ['staff.id'], name=op.f('fk_dispute_staff_id_staff')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_dispute'))
+    )
+    with op.batch_alter_table('dispute', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_dispute_line_id'), ['line_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_dispute_run_id'), ['run_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_dispute_staff_id'), ['staff_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_dispute_state'), ['state'], unique=False)
 
     op.create_table('task',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
@@ -334,11 +626,125 @@ def upgrade() -> None:
         batch_op.create_index('ix_task_queue', ['staff_id', 'state', 'due_on'], unique=False)
         batch_op.create_index('ix_task_source_key', ['source_key'], unique=True)
 
+    op.create_table('claim',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('staff_id', sa.Integer(), nullable=False, comment='the claimant'),
+    sa.Column('branch_id', sa.Integer(), nullable=False, comment="the claimant's branch (checker scope)"),
+    sa.Column('campaign_id', sa.Integer(), nullable=True),
+    sa.Column('customer_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
+    sa.Column('assignment_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
+    sa.Column('task_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
+    sa.Column('measure', sa.String(length=40), nullable=False),
+    sa.Column('quantity', sa.Numeric(precision=18, scale=2), nullable=False),
+    sa.Column('amount', sa.Numeric(precision=18, scale=2), nullable=False, comment='money amount, e.g. the deposit'),
+    sa.Column('evidence_text', sa.Text(), nullable=True),
+    sa.Column('evidence_file', sa.String(length=200), nullable=True, comment='generated name under instance/uploads'),
+    sa.Column('state', sa.String(length=12), nullable=False),
+    sa.Column('verifier_id', sa.Integer(), nullable=True, comment='never the claimant'),
+    sa.Column('verified_at', sa.DateTime(), nullable=True),
+    sa.Column('auto_verified', sa.Boolean(), nullable=False, comment='confirmed by imported core-banking data'),
+    sa.Column('reason', sa.Text(), nullable=True, comment='rejection or reversal reason'),
+    sa.Column('flags', sa.JSON(), nullable=True, comment='anti-gaming suspicion flags (§11.2)'),
+    sa.Column('needs_review', sa.Boolean(), nullable=False, comment='flagged: only a person may verify'),
+    sa.Column('retention_until', sa.Date(), nullable=True, comment='counts only after this date'),
+    sa.Column('holdback_pct', sa.Numeric(precision=18, scale=2), nullable=True, comment='percent held back until the window ends'),
+    sa.Column('holdback_amount', sa.Numeric(precision=18, scale=2), nullable=True),
+    sa.Column('holdback_release_on', sa.Date(), nullable=True),
+    sa.Column('ledger_event_id', sa.Integer(), nullable=True, comment='the appraisal ledger event of this claim'),
+    sa.Column('created_at', sa.DateTime(), nullable=False),
+    sa.Column('version', sa.Integer(), nullable=False, comment='optimistic lock'),
+    sa.CheckConstraint('amount >= 0', name=op.f('ck_claim_amount_not_negative')),
+    sa.CheckConstraint('quantity >= 0', name=op.f('ck_claim_quantity_not_negative')),
+    sa.CheckConstraint('verifier_id IS NULL OR verifier_id <> staff_id', name=op.f('ck_claim_verifier_not_claimant')),
+    sa.ForeignKeyConstraint(['assignment_id'], ['assignment.id'], name=op.f('fk_claim_assignment_id_assignment'), ondelete='SET NULL'),
+    sa.ForeignKeyConstraint(['branch_id'], ['branch.id'], name=op.f('fk_claim_branch_id_branch')),
+    sa.ForeignKeyConstraint(['campaign_id'], ['campaign.id'], name=op.f('fk_claim_campaign_id_campaign'), ondelete='SET NULL'),
+    sa.ForeignKeyConstraint(['customer_id'], ['customer.id'], name=op.f('fk_claim_customer_id_customer')),
+    sa.ForeignKeyConstraint(['staff_id'], ['staff.id'], name=op.f('fk_claim_staff_id_staff')),
+    sa.ForeignKeyConstraint(['task_id'], ['task.id'], name=op.f('fk_claim_task_id_task'), ondelete='SET NULL'),
+    sa.ForeignKeyConstraint(['verifier_id'], ['staff.id'], name=op.f('fk_claim_verifier_id_staff')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_claim'))
+    )
+    with op.batch_alter_table('claim', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_claim_campaign_id'), ['campaign_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_claim_customer_id'), ['customer_id'], unique=False)
+        batch_op.create_index('ix_claim_staff', ['staff_id', 'state'], unique=False)
+        batch_op.create_index('ix_claim_state_branch', ['state', 'branch_id'], unique=False)
+
+    op.create_table('follow_up',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('task_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
+    sa.Column('assignment_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
+    sa.Column('customer_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('staff_id', sa.Integer(), nullable=False, comment='who made the contact'),
+    sa.Column('at', sa.DateTime(), nullable=False, comment='when the contact happened (local time)'),
+    sa.Column('channel', sa.String(length=12), nullable=False, comment='phone, visit, branch, wechat, sms'),
+    sa.Column('content', sa.Text(), nullable=False, comment='what was said; required'),
+    sa.Column('reaction', sa.String(length=12), nullable=False, comment='interested, neutral, declined, unreachable, converted'),
+    sa.Column('next_step', sa.String(length=200), nullable=True),
+    sa.Column('next_due', sa.Date(), nullable=True),
+    sa.Column('failure_reason', sa.Text(), nullable=True, comment='why it did not work, for the next manager'),
+    sa.Column('created_at', sa.DateTime(), nullable=False),
+    sa.CheckConstraint('length(trim(content)) > 0', name=op.f('ck_follow_up_content_not_empty')),
+    sa.ForeignKeyConstraint(['assignment_id'], ['assignment.id'], name=op.f('fk_follow_up_assignment_id_assignment'), ondelete='SET NULL'),
+    sa.ForeignKeyConstraint(['customer_id'], ['customer.id'], name=op.f('fk_follow_up_customer_id_customer')),
+    sa.ForeignKeyConstraint(['staff_id'], ['staff.id'], name=op.f('fk_follow_up_staff_id_staff')),
+    sa.ForeignKeyConstraint(['task_id'], ['task.id'], name=op.f('fk_follow_up_task_id_task'), ondelete='SET NULL'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_follow_up'))
+    )
+    with op.batch_alter_table('follow_up', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_follow_up_assignment_id'), ['assignment_id'], unique=False)
+        batch_op.create_index('ix_follow_up_customer_at', ['customer_id', 'at'], unique=False)
+        batch_op.create_index(batch_op.f('ix_follow_up_task_id'), ['task_id'], unique=False)
+
+    op.create_table('appointment',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('customer_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('staff_id', sa.Integer(), nullable=False, comment='the manager who booked it'),
+    sa.Column('branch_id', sa.Integer(), nullable=False),
+    sa.Column('at', sa.DateTime(), nullable=False, comment='local time of the visit'),
+    sa.Column('purpose', sa.String(length=200), nullable=False),
+    sa.Column('accompanied_by_id', sa.Integer(), nullable=True, comment='branch director for key customers (主任陪同)'),
+    sa.Column('state', sa.String(length=10), nullable=False),
+    sa.Column('follow_up_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
+    sa.Column('reminded_at', sa.DateTime(), nullable=True),
+    sa.Column('created_at', sa.DateTime(), nullable=False),
+    sa.ForeignKeyConstraint(['accompanied_by_id'], ['staff.id'], name=op.f('fk_appointment_accompanied_by_id_staff')),
+    sa.ForeignKeyConstraint(['branch_id'], ['branch.id'], name=op.f('fk_appointment_branch_id_branch')),
+    sa.ForeignKeyConstraint(['customer_id'], ['customer.id'], name=op.f('fk_appointment_customer_id_customer')),
+    sa.ForeignKeyConstraint(['follow_up_id'], ['follow_up.id'], name=op.f('fk_appointment_follow_up_id_follow_up'), ondelete='SET NULL'),
+    sa.ForeignKeyConstraint(['staff_id'], ['staff.id'], name=op.f('fk_appointment_staff_id_staff')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_appointment'))
+    )
+    with op.batch_alter_table('appointment', schema=None) as batch_op:
+        batch_op.create_index('ix_appointment_at', ['at', 'state'], unique=False)
+        batch_op.create_index(batch_op.f('ix_appointment_customer_id'), ['customer_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_appointment_staff_id'), ['staff_id'], unique=False)
+
     # ### end Alembic commands ###
 
 
 def downgrade() -> None:
     # ### commands auto generated by Alembic - please adjust! ###
+    with op.batch_alter_table('appointment', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_appointment_staff_id'))
+        batch_op.drop_index(batch_op.f('ix_appointment_customer_id'))
+        batch_op.drop_index('ix_appointment_at')
+
+    op.drop_table('appointment')
+    with op.batch_alter_table('follow_up', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_follow_up_task_id'))
+        batch_op.drop_index('ix_follow_up_customer_at')
+        batch_op.drop_index(batch_op.f('ix_follow_up_assignment_id'))
+
+    op.drop_table('follow_up')
+    with op.batch_alter_table('claim', schema=None) as batch_op:
+        batch_op.drop_index('ix_claim_state_branch')
+        batch_op.drop_index('ix_claim_staff')
+        batch_op.drop_index(batch_op.f('ix_claim_customer_id'))
+        batch_op.drop_index(batch_op.f('ix_claim_campaign_id'))
+
+    op.drop_table('claim')
     with op.batch_alter_table('task', schema=None) as batch_op:
         batch_op.drop_index('ix_task_source_key')
         batch_op.drop_index('ix_task_queue')
@@ -348,17 +754,59 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_task_assignment_id'))
 
     op.drop_table('task')
+    with op.batch_alter_table('dispute', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_dispute_state'))
+        batch_op.drop_index(batch_op.f('ix_dispute_staff_id'))
+        batch_op.drop_index(batch_op.f('ix_dispute_run_id'))
+        batch_op.drop_index(batch_op.f('ix_dispute_line_id'))
+
+    op.drop_table('dispute')
     with op.batch_alter_table('target', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_target_campaign_id'))
 
     op.drop_table('target')
+    with op.batch_alter_table('statement_line', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_statement_line_staff_id'))
+        batch_op.drop_index('ix_statement_line_run_staff')
+
+    op.drop_table('statement_line')
+    with op.batch_alter_table('snapshot', schema=None) as batch_op:
+        batch_op.drop_index('ix_snapshot_as_of')
+
     op.drop_table('snapshot')
+    with op.batch_alter_table('rule_version', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_rule_version_campaign_id'))
+
+    op.drop_table('rule_version')
+    with op.batch_alter_table('ledger_event', schema=None) as batch_op:
+        batch_op.drop_index('ix_ledger_event_reverses_id')
+        batch_op.drop_index('ix_ledger_event_month_staff_measure')
+
+    op.drop_table('ledger_event')
+    with op.batch_alter_table('holding', schema=None) as batch_op:
+        batch_op.drop_index('ix_holding_product')
+
     op.drop_table('holding')
     with op.batch_alter_table('customer_tag', schema=None) as batch_op:
         batch_op.drop_index('ix_customer_tag_tag')
 
     op.drop_table('customer_tag')
+    with op.batch_alter_table('complaint', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_complaint_staff_id'))
+        batch_op.drop_index(batch_op.f('ix_complaint_received_on'))
+
+    op.drop_table('complaint')
     op.drop_table('campaign_branch')
+    with op.batch_alter_table('bounty', schema=None) as batch_op:
+        batch_op.drop_index('ix_bounty_state_branch')
+        batch_op.drop_index(batch_op.f('ix_bounty_customer_id'))
+        batch_op.drop_index(batch_op.f('ix_bounty_campaign_id'))
+
+    op.drop_table('bounty')
+    with op.batch_alter_table('attendance', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_attendance_staff_id'))
+
+    op.drop_table('attendance')
     with op.batch_alter_table('assignment', schema=None) as batch_op:
         batch_op.drop_index('ix_assignment_staff_state')
         batch_op.drop_index(batch_op.f('ix_assignment_customer_id'))
@@ -374,13 +822,30 @@ def downgrade() -> None:
         batch_op.drop_index('ix_transition_record_entity')
 
     op.drop_table('transition_record')
+    with op.batch_alter_table('training_session', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_training_session_held_on'))
+
+    op.drop_table('training_session')
     op.drop_table('staff_role')
+    op.drop_table('scorecard_weights')
+    with op.batch_alter_table('notification', schema=None) as batch_op:
+        batch_op.drop_index('ix_notification_staff_unread')
+
+    op.drop_table('notification')
     op.drop_table('job_progress')
+    with op.batch_alter_table('incentive_run', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_incentive_run_month'))
+
+    op.drop_table('incentive_run')
     with op.batch_alter_table('customer', schema=None) as batch_op:
+        batch_op.drop_index('ix_customer_occupation')
+        batch_op.drop_index('ix_customer_name', postgresql_ops={'name': 'text_pattern_ops'})
         batch_op.drop_index(batch_op.f('ix_customer_manager_id'))
+        batch_op.drop_index('ix_customer_key_contribution')
         batch_op.drop_index(batch_op.f('ix_customer_grid'))
         batch_op.drop_index('ix_customer_branch_tier')
         batch_op.drop_index('ix_customer_branch_manager')
+        batch_op.drop_index('ix_customer_birth_date')
 
     op.drop_table('customer')
     with op.batch_alter_table('campaign', schema=None) as batch_op:
@@ -400,5 +865,14 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_staff_branch_id'))
 
     op.drop_table('staff')
+    op.drop_table('distribution_member')
+    with op.batch_alter_table('distribution_plan', schema=None) as batch_op:
+        batch_op.drop_index('ix_distribution_plan_batch')
+
+    op.drop_table('distribution_plan')
+    with op.batch_alter_table('distribution_band', schema=None) as batch_op:
+        batch_op.drop_index('ix_distribution_band_batch')
+
+    op.drop_table('distribution_band')
     op.drop_table('branch')
     # ### end Alembic commands ###
