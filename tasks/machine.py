@@ -1,12 +1,64 @@
-"""The task state machine (PRODUCT.md §5), declared once as data."""
+"""The task state machine (PRODUCT.md §5), declared once as data.
+
+Starting a contact task checks do-not-contact and the customer's contact window (§4.5: enforced
+by the queue, not left to memory); completing one needs a follow-up record.
+"""
 
 from __future__ import annotations
 
+from sqlalchemy import select
+
+from config import clock
 from config.database import utcnow
-from tasks.models import Task, TaskState
-from workflow.engine import FireContext, Transition, Workflow
+from tasks.models import FollowUp, Task, TaskState
+from workflow.engine import FireContext, Guard, Transition, Workflow
 
 T = TaskState
+
+#: Task kinds that mean talking to the customer.
+CONTACT_KINDS = frozenset({"contact", "follow_up", "visit", "retention", "call", "appointment", "canvass"})
+
+
+def _customer(ctx: FireContext):  # noqa: ANN202
+    from customers.models import Customer
+
+    cid = ctx.obj.customer_id
+    return ctx.session.get(Customer, cid) if cid else None
+
+
+def _may_contact(ctx: FireContext) -> str | None:
+    if ctx.obj.kind not in CONTACT_KINDS:
+        return None
+    customer = _customer(ctx)
+    if customer is not None and customer.do_not_contact:
+        return "the customer asked not to be contacted (do-not-contact): this contact task cannot be started"
+    return None
+
+
+def _in_contact_window(ctx: FireContext) -> str | None:
+    if ctx.obj.kind not in CONTACT_KINDS or ctx.payload.get("ignore_window"):
+        return None
+    customer = _customer(ctx)
+    window = customer.contact_window if customer is not None else None
+    if not window:
+        return None
+    from customers.contact import next_window_start, within_window
+
+    try:
+        now = clock.now()
+        if within_window(window, now.time()):
+            return None
+        nxt = next_window_start(window, now)
+    except ValueError:
+        return None
+    return f"outside the customer's contact window {window}: next possible at {nxt:%Y-%m-%d %H:%M}"
+
+
+def _has_follow_up(ctx: FireContext) -> str | None:
+    if ctx.obj.kind not in CONTACT_KINDS:
+        return None
+    found = ctx.session.scalar(select(FollowUp.id).where(FollowUp.task_id == ctx.obj.id).limit(1))
+    return None if found else "a contact task needs a follow-up record (跟进记录) to be completed"
 
 
 def _finished(ctx: FireContext) -> None:
@@ -18,16 +70,32 @@ def _failed(ctx: FireContext) -> None:
     _finished(ctx)
 
 
+def _snoozed(ctx: FireContext) -> None:
+    import datetime as dt
+
+    until = ctx.payload.get("until")
+    ctx.obj.snoozed_until = dt.date.fromisoformat(until) if isinstance(until, str) else until
+
+
+def _woken(ctx: FireContext) -> None:
+    ctx.obj.snoozed_until = None
+
+
 task_workflow = Workflow(
     "task",
     Task,
     list(T),
     [
-        Transition.of("start", T.open, T.in_progress),
-        Transition.of("complete", T.in_progress, T.done, after=[_finished]),
+        Transition.of(
+            "start",
+            T.open,
+            T.in_progress,
+            guards=[Guard("may_contact", _may_contact), Guard("in_contact_window", _in_contact_window)],
+        ),
+        Transition.of("complete", T.in_progress, T.done, guards=[Guard("has_follow_up", _has_follow_up)], after=[_finished]),
         Transition.of("fail", T.in_progress, T.failed, reason_required=True, after=[_failed]),
-        Transition.of("snooze", T.open, T.snoozed),
-        Transition.of("wake", T.snoozed, T.open),
+        Transition.of("snooze", T.open, T.snoozed, after=[_snoozed]),
+        Transition.of("wake", T.snoozed, T.open, after=[_woken]),
         Transition.of("cancel", [T.open, T.in_progress, T.snoozed], T.cancelled, after=[_finished]),
         Transition.of("expire", [T.open, T.in_progress, T.snoozed], T.expired, after=[_finished]),
     ],
