@@ -1,63 +1,337 @@
 """Generating a campaign's assignments and first tasks, set-based (PRODUCT.md §5, §11.3).
 
-Each assignment stores why it went to that person. Inactive, on-leave and departed staff are
-never assigned. A retried generation creates nothing twice: assignments are unique per
-(campaign, customer) and first tasks per ``source_key``.
+Who gets which customer, in order:
+
+1. the **relationship manager** (管户客户经理), when active and working in one of the campaign's
+   branches — reason ``relationship manager``;
+2. a **key customer** (``customer.is_key``) without one goes to the branch's active **senior**
+   managers, balanced by load within their capacity — ``key customer → senior manager``;
+3. everyone else (and key customers the seniors had no room for) is **balanced by load** over the
+   branch's active managers within their capacity: least loaded first, ties broken by a draw
+   seeded from the campaign code (never seniority) — ``least loaded in branch (n open)``;
+4. whatever exceeds every capacity stays in the **branch pool**, where managers claim it
+   (:mod:`campaigns.pool`), and the campaign owner is alerted (a ``JobProgress`` row of kind
+   ``assignment_alert``, subject ``campaign-alert:<code>``, owner = the campaign owner).
+
+Inactive, on-leave and departed staff are never assigned. The distribution is planned in Python
+per staff member (round bands, :func:`plan_bands`) and applied by one ``INSERT … SELECT`` that
+ranks the customers of each branch by a seeded hash (``row_number()``) and joins the ranks onto
+the bands — no per-customer loop. A retried generation creates nothing twice: assignments are
+unique per (campaign, customer) and first tasks per ``source_key``.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+import hashlib
+import random
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 
-from sqlalchemy import String, and_, case, cast, func, insert, literal, select
+from sqlalchemy import Integer, String, and_, case, cast, delete, func, insert, literal, or_, select, true
 from sqlalchemy.orm import Session, aliased
+from sqlalchemy.sql.elements import ColumnElement
 
-from campaigns.models import Assignment, AssignmentState, Campaign
+from campaigns.assignment_models import DistributionBand, DistributionMember
+from campaigns.models import Assignment, AssignmentState, Campaign, CampaignBranch
 from campaigns.population import population_select
 from config import clock
 from config.database import utcnow
 from customers.models import Customer
-from org.models import Staff, StaffStatus
+from org.models import Branch, Role, Staff, StaffRole, StaffStatus
 from tasks.models import Task, TaskState
+from workflow.models import JobProgress
+
+A = AssignmentState
+
+#: Assignment states that count towards a staff member's load (open work).
+OPEN_STATES = (A.assigned.value, A.contacted.value, A.interested.value)
+
+REASON_RM = "relationship manager"
+REASON_KEY = "key customer → senior manager"
+REASON_LEAST = "least loaded in branch ({n} open)"
+REASON_POOL_FULL = "branch pool: every active manager is at capacity"
+REASON_POOL_NOBODY = "branch pool: no active manager in the branch"
+REASON_CLAIMED = "claimed from pool"
+REASON_HANDOVER = "handed over: {reason}"
+
+_HASH_MUL = 2654435761
+_HASH_MOD = 2147483647
+
+
+def seed_of(code: str) -> int:
+    """The seed of a campaign's draws: stable for its code, different between campaigns."""
+    return int(hashlib.sha256(code.encode("utf-8")).hexdigest()[:8], 16) % _HASH_MOD
+
+
+def seeded_hash(id_col: ColumnElement[int], seed: int) -> ColumnElement[int]:
+    """A portable pseudo-random order of rows (same on SQLite and PostgreSQL)."""
+    return (id_col * _HASH_MUL + seed) % _HASH_MOD
+
+
+# -- planning (per staff member, in Python) -------------------------------------------------------
+
+
+@dataclass
+class Candidate:
+    """A staff member who may take work: current load and capacity."""
+
+    staff_id: int
+    load: int
+    capacity: int
+
+
+@dataclass(frozen=True)
+class Band:
+    """Ranks ``lo < r <= hi`` go round-robin to ``members`` (in draw order), starting at ``level``."""
+
+    lo: int
+    hi: int
+    level: int
+    members: tuple[int, ...]
+
+
+def draw_order(staff_ids: Iterable[int], seed: int) -> list[int]:
+    """The seeded draw that breaks ties between equally loaded staff (never seniority)."""
+    ids = sorted(staff_ids)
+    random.Random(seed).shuffle(ids)
+    return ids
+
+
+def plan_bands(
+    candidates: Sequence[Candidate], n: int, order: Sequence[int]
+) -> tuple[list[Band], dict[int, int]]:
+    """Water-fill ``n`` rows over ``candidates``: always the least loaded next, ties by ``order``,
+    never above capacity. Returns the bands and how many rows each staff member receives.
+
+    The loop runs over load levels where the set of eligible staff changes (at most twice the
+    number of staff), not over rows.
+    """
+    rank = {sid: i for i, sid in enumerate(order)}
+    cands = sorted((c for c in candidates if c.load < c.capacity), key=lambda c: rank[c.staff_id])
+    bands: list[Band] = []
+    given = {c.staff_id: 0 for c in candidates}
+    if not cands or n <= 0:
+        return bands, given
+    level = min(c.load for c in cands)
+    placed = 0
+    while placed < n:
+        members = [c for c in cands if c.load <= level < c.capacity]
+        later = [c.load for c in cands if c.load > level]
+        if not members:
+            if not later:
+                break
+            level = min(later)
+            continue
+        top = min([c.capacity for c in members] + later)
+        take = min(n - placed, len(members) * (top - level))
+        bands.append(Band(placed, placed + take, level, tuple(c.staff_id for c in members)))
+        full, extra = divmod(take, len(members))
+        for i, c in enumerate(members):
+            given[c.staff_id] += full + (1 if i < extra else 0)
+        placed += take
+        level = top
+    return bands, given
+
+
+# -- generation phases ------------------------------------------------------------------------------
+
 
 def generate(session: Session, campaign: Campaign) -> dict[str, int]:
-    """Create the campaign's assignments (relationship manager first, else the branch pool) and
-    the first task of each assigned one, in one transaction. Returns counts created now."""
+    """Create the campaign's assignments and the first task of each assigned one, in one
+    transaction. Returns counts created now (a retry returns zeros)."""
     return {name: phase(session, campaign) for name, phase in PHASES}
+
+
+def _branch_ids(session: Session, campaign: Campaign) -> list[int] | None:
+    if campaign.all_branches:
+        return None
+    return list(
+        session.scalars(select(CampaignBranch.branch_id).where(CampaignBranch.campaign_id == campaign.id))
+    )
+
+
+def _active_managers(session: Session, branch_ids: Iterable[int]) -> list[tuple[int, int, bool, int]]:
+    """(id, branch_id, senior, capacity) of the active managers of ``branch_ids``."""
+    ids = sorted(set(branch_ids))
+    if not ids:
+        return []
+    rows = session.execute(
+        select(Staff.id, Staff.branch_id, Staff.senior, Staff.capacity)
+        .where(
+            Staff.branch_id.in_(ids),
+            Staff.status == StaffStatus.active.value,
+            select(StaffRole.id)
+            .where(StaffRole.staff_id == Staff.id, StaffRole.role == Role.manager.value)
+            .exists(),
+        )
+        .order_by(Staff.id)
+    )
+    return [(r[0], r[1], bool(r[2]), int(r[3] or 0)) for r in rows]
 
 
 def _insert_assignments(session: Session, campaign: Campaign) -> int:
     manager = aliased(Staff)
-    members = population_select(campaign).subquery()
-    active_manager = and_(manager.id.is_not(None), manager.status == StaffStatus.active)
-    rows = (
-        select(
-            literal(campaign.id),
-            Customer.id,
-            Customer.branch_id,
-            case((active_manager, Customer.manager_id), else_=None),
-            case((active_manager, literal(AssignmentState.assigned.value)), else_=literal(AssignmentState.pool.value)),
-            case(
-                (active_manager, literal("relationship manager (管户客户经理)")),
-                (Customer.manager_id.is_(None), literal("no relationship manager: branch pool")),
-                else_=literal("relationship manager not active: branch pool"),
-            ),
-            literal(1),
-            literal(utcnow()),
-        )
-        .select_from(Customer)
-        .join(members, members.c.id == Customer.id)
+    branch_ids = _branch_ids(session, campaign)
+    seed = seed_of(campaign.code)
+    batch = f"launch:{campaign.id}"
+    rm_ok = and_(
+        manager.id.is_not(None),
+        manager.status == StaffStatus.active.value,
+        true() if branch_ids is None else manager.branch_id.in_(branch_ids or [-1]),
+    )
+    cat = case((rm_ok, literal(0)), (Customer.is_key.is_(True), literal(1)), else_=literal(2))
+    base = (
+        population_select(campaign, [Customer.id, Customer.branch_id, Customer.manager_id, cat.label("cat")])
         .outerjoin(manager, manager.id == Customer.manager_id)
         .where(
             ~select(Assignment.id)
             .where(Assignment.campaign_id == campaign.id, Assignment.customer_id == Customer.id)
+            .correlate(Customer)
             .exists()
         )
+        .subquery("base")
+    )
+    # 1. counts (per branch and category) and loads, to plan per staff member
+    counts: dict[tuple[int, int], int] = {
+        (b, c): n
+        for b, c, n in session.execute(
+            select(base.c.branch_id, base.c.cat, func.count()).group_by(base.c.branch_id, base.c.cat)
+        )
+    }
+    if not counts:
+        return 0
+    load: dict[int, int] = dict(
+        session.execute(
+            select(Assignment.staff_id, func.count())
+            .where(
+                Assignment.campaign_id == campaign.id,
+                Assignment.state.in_(OPEN_STATES),
+                Assignment.staff_id.is_not(None),
+            )
+            .group_by(Assignment.staff_id)
+        ).all()
+    )
+    for sid, n in session.execute(
+        select(base.c.manager_id, func.count()).where(base.c.cat == 0).group_by(base.c.manager_id)
+    ):
+        load[sid] = load.get(sid, 0) + n
+    pool_branches = sorted({b for (b, c) in counts if c != 0})
+    staff = _active_managers(session, pool_branches)
+    order = draw_order([s[0] for s in staff], seed)
+
+    # 2. plan: key customers over seniors, then everyone else over all managers
+    session.execute(delete(DistributionBand).where(DistributionBand.batch == batch))
+    for b in pool_branches:
+        in_branch = [s for s in staff if s[1] == b]
+        seniors = [Candidate(s[0], load.get(s[0], 0), s[3]) for s in in_branch if s[2]]
+        n_key = counts.get((b, 1), 0)
+        key_bands, key_given = plan_bands(seniors, n_key, order)
+        for sid, n in key_given.items():
+            load[sid] = load.get(sid, 0) + n
+        key_taken = sum(key_given.values())
+        everyone = [Candidate(s[0], load.get(s[0], 0), s[3]) for s in in_branch]
+        n_gen = counts.get((b, 2), 0) + (n_key - key_taken)
+        gen_bands, gen_given = plan_bands(everyone, n_gen, order)
+        for sid, n in gen_given.items():
+            load[sid] = load.get(sid, 0) + n
+        session.add(
+            DistributionBand(
+                batch=batch,
+                grp="plan",
+                branch_id=b,
+                lo=key_taken,
+                hi=n_key - key_taken,
+                k=int(bool(in_branch)),
+                level=0,
+            )
+        )
+        _add_bands(session, batch, "key", b, key_bands)
+        _add_bands(session, batch, "gen", b, gen_bands)
+    session.flush()
+
+    # 3. one INSERT … SELECT: rank by seeded hash within (branch, category), join onto the bands
+    rn1 = func.row_number().over(
+        partition_by=[base.c.branch_id, base.c.cat], order_by=[seeded_hash(base.c.id, seed), base.c.id]
+    )
+    ranked = select(base, rn1.label("rn1")).subquery("ranked")
+    plan = aliased(DistributionBand, name="plan")
+    grp = case(
+        (ranked.c.cat == 0, literal("rm")),
+        (and_(ranked.c.cat == 1, ranked.c.rn1 <= func.coalesce(plan.lo, 0)), literal("key")),
+        else_=literal("gen"),
+    )
+    grank = case(
+        (ranked.c.cat == 0, ranked.c.rn1),
+        (and_(ranked.c.cat == 1, ranked.c.rn1 <= func.coalesce(plan.lo, 0)), ranked.c.rn1),
+        (ranked.c.cat == 1, ranked.c.rn1 - func.coalesce(plan.lo, 0)),
+        else_=ranked.c.rn1 + func.coalesce(plan.hi, 0),
+    )
+    graded = (
+        select(ranked, grp.label("grp"), grank.label("grank"), func.coalesce(plan.k, 0).label("anyone"))
+        .outerjoin(plan, and_(plan.batch == batch, plan.grp == "plan", plan.branch_id == ranked.c.branch_id))
+        .subquery("graded")
+    )
+    band = aliased(DistributionBand, name="band")
+    member = aliased(DistributionMember, name="member")
+    offset = graded.c.grank - band.lo - 1
+    given = member.staff_id.is_not(None)
+    staff_col = case((graded.c.grp == "rm", graded.c.manager_id), else_=member.staff_id)
+    state = case((or_(graded.c.grp == "rm", given), literal(A.assigned.value)), else_=literal(A.pool.value))
+    reason = case(
+        (graded.c.grp == "rm", literal(REASON_RM)),
+        (and_(given, graded.c.grp == "key"), literal(REASON_KEY)),
+        (
+            given,
+            literal("least loaded in branch (")
+            + cast(band.level + offset // band.k, String)
+            + literal(" open)"),
+        ),
+        (graded.c.anyone == 0, literal(REASON_POOL_NOBODY)),
+        else_=literal(REASON_POOL_FULL),
+    )
+    rows = (
+        select(
+            literal(campaign.id),
+            graded.c.id,
+            graded.c.branch_id,
+            staff_col,
+            state,
+            reason,
+            literal(1),
+            literal(utcnow()),
+        )
+        .select_from(graded)
+        .outerjoin(
+            band,
+            and_(
+                band.batch == batch,
+                band.grp == graded.c.grp,
+                band.branch_id == graded.c.branch_id,
+                graded.c.grank > band.lo,
+                graded.c.grank <= band.hi,
+            ),
+        )
+        .outerjoin(member, and_(member.band_id == band.id, member.pos == cast(offset % band.k, Integer)))
     )
     cols = ["campaign_id", "customer_id", "branch_id", "staff_id", "state", "reason", "version", "created_at"]
-    result = session.execute(insert(Assignment).from_select(cols, rows))
-    return int(result.rowcount or 0)
+    created = int(session.execute(insert(Assignment).from_select(cols, rows)).rowcount or 0)
+    band_ids = select(DistributionBand.id).where(DistributionBand.batch == batch)
+    session.execute(delete(DistributionMember).where(DistributionMember.band_id.in_(band_ids)))
+    session.execute(delete(DistributionBand).where(DistributionBand.batch == batch))
+    return created
+
+
+def _add_bands(session: Session, batch: str, grp: str, branch_id: int, bands: list[Band]) -> None:
+    for b in bands:
+        row = DistributionBand(
+            batch=batch, grp=grp, branch_id=branch_id, lo=b.lo, hi=b.hi, k=len(b.members), level=b.level
+        )
+        session.add(row)
+        session.flush()
+        session.add_all(
+            DistributionMember(band_id=row.id, pos=i, staff_id=sid) for i, sid in enumerate(b.members)
+        )
 
 
 def first_task_template(campaign: Campaign) -> dict[str, object]:
@@ -65,12 +339,20 @@ def first_task_template(campaign: Campaign) -> dict[str, object]:
     return templates[0]
 
 
+def first_task_key(campaign_id: int, assignment_id: int) -> str:
+    """The ``source_key`` of an assignment's first task (what makes generation idempotent)."""
+    return f"tpl:{campaign_id}:0:{assignment_id}"
+
+
+def first_task_due(campaign: Campaign) -> dt.date:
+    within = int(first_task_template(campaign).get("within_days", 7))  # type: ignore[call-overload]
+    return max(campaign.start_date, clock.today()) + dt.timedelta(days=within)
+
+
 def _insert_first_tasks(session: Session, campaign: Campaign) -> int:
     tpl = first_task_template(campaign)
     kind = str(tpl.get("kind", "contact"))
-    within = int(tpl.get("within_days", 7))  # type: ignore[call-overload]
-    start = max(campaign.start_date, clock.today())
-    due = start + dt.timedelta(days=within)
+    due = first_task_due(campaign)
     key = literal(f"tpl:{campaign.id}:0:") + cast(Assignment.id, String)
     title = literal(f"{kind}: ") + Customer.customer_no
     rows = (
@@ -117,9 +399,54 @@ def _insert_first_tasks(session: Session, campaign: Campaign) -> int:
     return int(session.execute(insert(Task).from_select(cols, rows)).rowcount or 0)
 
 
+def unassigned_alert_subject(campaign: Campaign) -> str:
+    return f"campaign-alert:{campaign.code}"
+
+
+def _alert_unassigned(session: Session, campaign: Campaign) -> int:
+    """Alert the campaign owner about what was left in the branch pools (one row per campaign,
+    refreshed on a retry). Returns how many assignments are waiting in pools."""
+    per_branch = session.execute(
+        select(Branch.code, func.count())
+        .join(Assignment, Assignment.branch_id == Branch.id)
+        .where(Assignment.campaign_id == campaign.id, Assignment.state == A.pool.value)
+        .group_by(Branch.code)
+        .order_by(Branch.code)
+    ).all()
+    total = sum(n for _, n in per_branch)
+    subject = unassigned_alert_subject(campaign)
+    row = session.scalars(
+        select(JobProgress).where(JobProgress.subject == subject, JobProgress.kind == "assignment_alert")
+    ).first()
+    if not total:
+        if row is not None:
+            session.delete(row)
+        return 0
+    detail = ", ".join(f"{code}: {n}" for code, n in per_branch)
+    message = f"{total} assignments of {campaign.code} are left unassigned in branch pools ({detail})"
+    if row is None:
+        row = JobProgress(kind="assignment_alert", subject=subject, owner_id=campaign.owner_id)
+        session.add(row)
+    row.state, row.done, row.total, row.message = "done", total, total, message
+    row.result = {code: n for code, n in per_branch}
+    session.flush()
+    return total
+
+
+def unassigned_alert(session: Session, campaign: Campaign) -> JobProgress | None:
+    """The owner's alert about assignments left in pools, if any."""
+    return session.scalars(
+        select(JobProgress).where(
+            JobProgress.subject == unassigned_alert_subject(campaign), JobProgress.kind == "assignment_alert"
+        )
+    ).first()
+
+
 def assignment_counts(session: Session, campaign_id: int) -> dict[str, int]:
     rows = session.execute(
-        select(Assignment.state, func.count()).where(Assignment.campaign_id == campaign_id).group_by(Assignment.state)
+        select(Assignment.state, func.count())
+        .where(Assignment.campaign_id == campaign_id)
+        .group_by(Assignment.state)
     )
     return {state: n for state, n in rows}
 
@@ -128,4 +455,5 @@ def assignment_counts(session: Session, campaign_id: int) -> dict[str, int]:
 PHASES: list[tuple[str, Callable[[Session, Campaign], int]]] = [
     ("assignments", _insert_assignments),
     ("tasks", _insert_first_tasks),
+    ("unassigned", _alert_unassigned),
 ]
