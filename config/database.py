@@ -7,14 +7,21 @@ The entrypoint (request, job, CLI command) commits once; services only flush.
 from __future__ import annotations
 
 import datetime as dt
+import importlib.util
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import JSON, BigInteger, DateTime, Integer, MetaData, Numeric, create_engine, event
+from sqlalchemy.dialects import registry as _dialects
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Session, scoped_session, sessionmaker
+
+# SQLAlchemy 2.1 made psycopg 3 the driver of a bare ``postgresql://`` URL; the product ships
+# psycopg2 (pyproject), so bare URLs stay on it unless psycopg 3 is installed.
+if importlib.util.find_spec("psycopg") is None:
+    _dialects.register("postgresql", "sqlalchemy.dialects.postgresql.psycopg2", "PGDialect_psycopg2")
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from sqlalchemy import Integer, Table, insert, literal, select, update
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Mapped, Session, declared_attr, mapped_column
 from sqlalchemy.orm.exc import StaleDataError
 from sqlalchemy.sql.elements import ColumnElement
@@ -213,6 +214,13 @@ class Workflow:
             session.flush()
         except StaleDataError as exc:
             raise ConflictError(self.name, obj_id) from exc
+        except OperationalError as exc:
+            # SQLite: a transaction that read the row before another one committed its change
+            # cannot write any more (SQLITE_BUSY_SNAPSHOT, "database is locked"): the same
+            # conflict as a stale version, so the same answer.
+            if _is_sqlite_busy(exc):
+                raise ConflictError(self.name, obj_id) from exc
+            raise
         return record
 
     # -- changing many rows --------------------------------------------------------------------
@@ -302,6 +310,12 @@ class Workflow:
         # SQLite (one writer at a time): history first, from the same predicate, then the update.
         session.execute(insert(hist).from_select(hist_cols, history_select(table.c.id, state_col).where(*conds)))
         return int(session.execute(update(table).where(*conds).values(new_values)).rowcount or 0)
+
+
+def _is_sqlite_busy(exc: OperationalError) -> bool:
+    orig = exc.orig
+    name = str(getattr(orig, "sqlite_errorname", ""))
+    return name.startswith("SQLITE_BUSY") or "database is locked" in str(orig)
 
 
 def fire(
