@@ -40,6 +40,11 @@ class Customer(Base):
     __table_args__ = (
         Index("ix_customer_branch_manager", "branch_id", "manager_id"),
         Index("ix_customer_branch_tier", "branch_id", "tier"),
+        # list filters (customers/queries.py): name prefix, age band, occupation, key customers
+        Index("ix_customer_name", "name", postgresql_ops={"name": "text_pattern_ops"}),
+        Index("ix_customer_birth_date", "birth_date"),
+        Index("ix_customer_occupation", "occupation"),
+        Index("ix_customer_key_contribution", "branch_id", "is_key", "contribution"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -77,7 +82,9 @@ class Customer(Base):
     contribution: Mapped[Decimal | None] = mapped_column(Money)
     contribution_rank: Mapped[int | None] = mapped_column()
     tier: Mapped[str | None] = mapped_column(String(6))
-    is_key: Mapped[bool] = mapped_column(Boolean, default=False, comment="重点客户 (top 20 % / 80 % of value)")
+    is_key: Mapped[bool] = mapped_column(
+        Boolean, default=False, comment="重点客户 (top 20 % / 80 % of value)"
+    )
     risk_status: Mapped[str | None] = mapped_column(String(20))
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
@@ -97,6 +104,7 @@ class Snapshot(Base):
     """A customer's balances on a date (余额快照), imported from core banking. C2."""
 
     __tablename__ = "snapshot"
+    __table_args__ = (Index("ix_snapshot_as_of", "as_of"),)
 
     customer_id: Mapped[int] = mapped_column(ForeignKey("customer.id", ondelete="CASCADE"), primary_key=True)
     as_of: Mapped[dt.date] = mapped_column(Date, primary_key=True)
@@ -112,6 +120,7 @@ class Holding(Base):
     """A product a customer holds (mobile_banking, payroll_account, debit_card …)."""
 
     __tablename__ = "holding"
+    __table_args__ = (Index("ix_holding_product", "product", "customer_id"),)
 
     customer_id: Mapped[int] = mapped_column(ForeignKey("customer.id", ondelete="CASCADE"), primary_key=True)
     product: Mapped[str] = mapped_column(String(30), primary_key=True)
@@ -124,7 +133,9 @@ class Alert(Base):
     """A detected change (客户变化预警); once per customer, type and period."""
 
     __tablename__ = "alert"
-    __table_args__ = (UniqueConstraint("customer_id", "type", "period", name="uq_alert_customer_type_period"),)
+    __table_args__ = (
+        UniqueConstraint("customer_id", "type", "period", name="uq_alert_customer_type_period"),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     customer_id: Mapped[int] = mapped_column(ForeignKey("customer.id", ondelete="CASCADE"), index=True)
