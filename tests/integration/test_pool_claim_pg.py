@@ -1,0 +1,131 @@
+"""Claiming from the branch pool (抢单), RELIABILITY.md CONC-01: of many managers pressing
+"claim" at the same moment exactly one wins; the others get a 409 conflict.
+
+The concurrent test uses real threads with separate sessions released by a barrier. On
+PostgreSQL they truly race (row lock + conditional UPDATE); on SQLite the writers serialise —
+in both exactly one wins.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.orm import sessionmaker
+
+from campaigns import pool
+from campaigns.models import Assignment
+from config.database import db, make_engine
+from org.models import AuditLog, Staff
+from org.scope import NotFound, Scope
+from tasks.models import Task
+from tests.conftest import USE_PG
+from tests.factories import make_campaign, make_customer, make_staff
+from workflow.errors import ConflictError, GuardRefused
+from workflow.models import TransitionRecord
+
+N = 60 if USE_PG else 12
+
+
+def _pool_assignment(session, union, state="active"):
+    customer = make_customer(session, union.b1)
+    campaign = make_campaign(session, union.director_b1, [union.b1], state=state)
+    a = Assignment(campaign_id=campaign.id, customer_id=customer.id, branch_id=union.b1.id, state="pool")
+    session.add(a)
+    session.commit()
+    return campaign, a
+
+
+def test_concurrent_claims_exactly_one_wins(session, union):
+    campaign, a = _pool_assignment(session, union)
+    managers = [make_staff(session, union.b1) for _ in range(N)]
+    session.commit()
+    ids = [m.id for m in managers]
+    engine = make_engine(
+        str(db.engine.url.render_as_string(hide_password=False)), pool_size=N + 2, max_overflow=0
+    )
+    factory = sessionmaker(bind=engine, expire_on_commit=False)
+    barrier = threading.Barrier(N)
+    results: dict[int, str] = {}
+
+    def attempt(staff_id: int) -> None:
+        s = factory()
+        try:
+            scope = Scope.of(s, s.get(Staff, staff_id))
+            barrier.wait(timeout=30)
+            try:
+                pool.claim(s, scope, a.id)
+                s.commit()
+                results[staff_id] = "won"
+            except ConflictError as exc:
+                s.rollback()
+                assert "already claimed by someone else" in str(exc)
+                results[staff_id] = "409"
+        except Exception as exc:  # anything else is a failure of the test
+            s.rollback()
+            results[staff_id] = f"error: {exc!r}"
+        finally:
+            s.close()
+
+    threads = [threading.Thread(target=attempt, args=(sid,)) for sid in ids]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    engine.dispose()
+
+    outcomes = sorted(results.values())
+    assert len(outcomes) == N
+    assert outcomes.count("won") == 1, outcomes
+    assert outcomes.count("409") == N - 1, outcomes
+    winner = next(sid for sid, r in results.items() if r == "won")
+    session.expire_all()
+    row = session.get(Assignment, a.id)
+    assert (row.staff_id, row.state, row.version, row.reason) == (winner, "assigned", 2, "claimed from pool")
+    hist = session.scalars(
+        select(TransitionRecord).where(
+            TransitionRecord.entity == "assignment", TransitionRecord.entity_id == a.id
+        )
+    ).all()
+    assert [(h.trigger, h.from_state, h.to_state, h.actor_id) for h in hist] == [
+        ("claim", "pool", "assigned", winner)
+    ]
+    assert (
+        session.scalar(select(func.count()).select_from(AuditLog).where(AuditLog.action == "claim.success"))
+        == 1
+    )
+    tasks = session.scalars(select(Task).where(Task.assignment_id == a.id)).all()
+    assert [(t.staff_id, t.state) for t in tasks] == [(winner, "open")]
+
+
+def test_second_claim_gets_conflict_and_scope_is_enforced(session, union):
+    campaign, a = _pool_assignment(session, union)
+    claimed = pool.claim(session, Scope.of(session, union.m1), a.id)
+    session.commit()
+    assert claimed.staff_id == union.m1.id
+    with pytest.raises(ConflictError, match="already claimed by someone else"):
+        pool.claim(session, Scope.of(session, union.m2), a.id)
+    session.rollback()
+    # a manager of another branch cannot even see it; a guessed id is 404 as well
+    _, other = _pool_assignment(session, union)
+    with pytest.raises(NotFound):
+        pool.claim(session, Scope.of(session, union.m3), other.id)
+    with pytest.raises(NotFound):
+        pool.claim(session, Scope.of(session, union.m1), 999999)
+
+
+def test_claim_refused_while_campaign_paused(session, union):
+    _, a = _pool_assignment(session, union, state="paused")
+    with pytest.raises(GuardRefused, match="paused"):
+        pool.claim(session, Scope.of(session, union.m1), a.id)
+    session.rollback()
+    assert session.get(Assignment, a.id).state == "pool"
+    scope = Scope.of(session, union.m1)
+    assert session.scalars(pool.pool_query(scope)).all() == []
+
+
+def test_pool_query_lists_own_branch_only(session, union):
+    _, a = _pool_assignment(session, union)
+    assert [x.id for x in session.scalars(pool.pool_query(Scope.of(session, union.m1)))] == [a.id]
+    assert session.scalars(pool.pool_query(Scope.of(session, union.m3))).all() == []
