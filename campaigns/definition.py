@@ -193,7 +193,7 @@ class DbLookup:
 
     def _codes(self) -> dict[int, str]:
         if self._branch_codes is None:
-            self._branch_codes = dict(self.session.execute(select(Branch.id, Branch.code)).tuples().all())
+            self._branch_codes = dict(self.session.execute(select(Branch.id, Branch.code)).all())
         return self._branch_codes
 
     def staff(self, staff_no: str) -> StaffInfo | None:
@@ -785,7 +785,7 @@ def apply_definition(session: Session, defn: Definition, campaign: Campaign | No
     """
     if campaign is not None and campaign.state != CampaignState.draft:
         raise NotEditable(campaign)
-    staff_ids = dict(session.execute(select(Staff.staff_no, Staff.id)).tuples().all())
+    staff_ids = dict(session.execute(select(Staff.staff_no, Staff.id)).all())
     branch_rows = {b.code: b for b in session.scalars(select(Branch))}
     if campaign is None:
         campaign = Campaign(state=CampaignState.draft)
@@ -839,10 +839,8 @@ def definition_of(campaign: Campaign) -> Definition:
     staff_nos: dict[int, str] = {}
     ids = {t.staff_id for t in campaign.targets if t.staff_id} | {campaign.owner_id}
     if ids:
-        staff_nos = dict(
-            session.execute(select(Staff.id, Staff.staff_no).where(Staff.id.in_(ids))).tuples().all()
-        )
-    codes = dict(session.execute(select(Branch.id, Branch.code)).tuples().all())
+        staff_nos = dict(session.execute(select(Staff.id, Staff.staff_no).where(Staff.id.in_(ids))).all())
+    codes = dict(session.execute(select(Branch.id, Branch.code)).all())
     rules: list[dict[str, Any]] = []
     try:
         from appraisal.rules import parse_rule
