@@ -64,7 +64,11 @@ claim_workflow = Workflow(
             after=[_verified],
         ),
         Transition.of(
-            "reject", S.submitted, S.rejected, reason_required=True, guards=[Guard("not_claimant", _not_claimant)],
+            "reject",
+            S.submitted,
+            S.rejected,
+            reason_required=True,
+            guards=[Guard("not_claimant", _not_claimant)],
             after=[_rejected],
         ),
         Transition.of(

@@ -106,7 +106,9 @@ def campaign_measures(session: Session, campaign: Campaign | None) -> list[str]:
     """Measures a claim in ``campaign`` may name: its targets' and rules' measures, else the defaults."""
     if campaign is None:
         return list(CLAIM_MEASURES)
-    found = [t.measure for t in campaign.targets] + [str(r.get("measure")) for r in campaign.rules or [] if r.get("measure")]
+    found = [t.measure for t in campaign.targets] + [
+        str(r.get("measure")) for r in campaign.rules or [] if r.get("measure")
+    ]
     unique = list(dict.fromkeys(found))
     return unique or list(CLAIM_MEASURES)
 
@@ -115,7 +117,9 @@ def store_evidence(instance_dir: Path | str, filename: str, data: bytes) -> str:
     """Save an evidence photo under ``instance/uploads`` with a generated name; return that name."""
     ext = Path(filename or "").suffix.lower()
     if ext not in EVIDENCE_EXTENSIONS:
-        raise InputError("evidence_file", f"{filename!r}: upload a photo or PDF ({', '.join(sorted(EVIDENCE_EXTENSIONS))})")
+        raise InputError(
+            "evidence_file", f"{filename!r}: upload a photo or PDF ({', '.join(sorted(EVIDENCE_EXTENSIONS))})"
+        )
     if not data:
         raise InputError("evidence_file", f"{filename!r} is empty")
     folder = Path(instance_dir) / "uploads"
@@ -153,7 +157,9 @@ def submit(
         raise InputError("campaign", f"no campaign {campaign_id}")
     allowed = campaign_measures(session, campaign)
     if measure not in allowed:
-        raise InputError("measure", f"{measure!r} is not a measure of this campaign; choose one of {', '.join(allowed)}")
+        raise InputError(
+            "measure", f"{measure!r} is not a measure of this campaign; choose one of {', '.join(allowed)}"
+        )
     customer = session.get(Customer, customer_id) if customer_id else None
     if customer_id and customer is None:
         raise InputError("customer", f"no customer {customer_id}")
@@ -186,7 +192,9 @@ def submit(
 
 
 # -- anti-gaming flags -------------------------------------------------------------------------
-def suspicion_flags(session: Session, claim: Claim, policy: ClaimPolicy, today: dt.date | None = None) -> list[str]:
+def suspicion_flags(
+    session: Session, claim: Claim, policy: ClaimPolicy, today: dt.date | None = None
+) -> list[str]:
     """Why a claim looks gamed (§11.2); empty when nothing does."""
     today = today or clock.today()
     customer = session.get(Customer, claim.customer_id) if claim.customer_id else None
@@ -198,11 +206,18 @@ def suspicion_flags(session: Session, claim: Claim, policy: ClaimPolicy, today: 
         value = getattr(customer, attr)
         if not value:
             continue
-        n = session.scalar(
-            select(func.count(func.distinct(Holding.customer_id)))
-            .join(Customer, Customer.id == Holding.customer_id)
-            .where(getattr(Customer, attr) == value, Holding.opened_on >= week_ago, Holding.opened_on <= today)
-        ) or 0
+        n = (
+            session.scalar(
+                select(func.count(func.distinct(Holding.customer_id)))
+                .join(Customer, Customer.id == Holding.customer_id)
+                .where(
+                    getattr(Customer, attr) == value,
+                    Holding.opened_on >= week_ago,
+                    Holding.opened_on <= today,
+                )
+            )
+            or 0
+        )
         if n >= policy.same_contact_threshold:
             shown = mask_phone(value) if attr == "phone" else "(masked)"
             flags.append(f"same_{label}: {n} new accounts on one {label} {shown} this week")
@@ -236,7 +251,9 @@ def _month_end_outflow(session: Session, customer_id: int, policy: ClaimPolicy) 
         nxt = s.as_of + dt.timedelta(days=1)
         if nxt.day != 1:
             continue  # not a month-end snapshot
-        before = [x for x in snaps if s.as_of - dt.timedelta(days=31) <= x.as_of < s.as_of - dt.timedelta(days=5)]
+        before = [
+            x for x in snaps if s.as_of - dt.timedelta(days=31) <= x.as_of < s.as_of - dt.timedelta(days=5)
+        ]
         after = [by_day[d] for d in (nxt + dt.timedelta(days=i) for i in range(5)) if d in by_day]
         if not before or not after:
             continue
@@ -272,7 +289,9 @@ def get_claim_for_checker(session: Session, scope: Scope, claim_id: int) -> Clai
     return claim
 
 
-def checker_queue(session: Session, scope: Scope, state: str = ClaimState.submitted, limit: int = 200) -> list[Claim]:
+def checker_queue(
+    session: Session, scope: Scope, state: str = ClaimState.submitted, limit: int = 200
+) -> list[Claim]:
     """Claims waiting for a checker in their branches; flagged ones first, then oldest first."""
     return list(
         session.scalars(
@@ -285,20 +304,29 @@ def checker_queue(session: Session, scope: Scope, state: str = ClaimState.submit
 
 
 def my_claims(session: Session, staff_id: int, limit: int = 100) -> list[Claim]:
-    return list(session.scalars(select(Claim).where(Claim.staff_id == staff_id).order_by(Claim.id.desc()).limit(limit)))
+    return list(
+        session.scalars(
+            select(Claim).where(Claim.staff_id == staff_id).order_by(Claim.id.desc()).limit(limit)
+        )
+    )
 
 
 # -- verdicts ----------------------------------------------------------------------------------
 def _not_claimant(claim: Claim, actor_id: int | None) -> None:
     if actor_id is not None and actor_id == claim.staff_id:
-        raise Forbidden("You cannot verify, reject or reverse your own claim: another checker must (maker-checker)")
+        raise Forbidden(
+            "You cannot verify, reject or reverse your own claim: another checker must (maker-checker)"
+        )
 
 
-def verify(session: Session, claim: Claim, actor_id: int | None, note: str | None = None) -> Claim:
-    """submitted → verified (a person, or the system when ``actor_id`` is None); records the ledger event."""
+def verify(
+    session: Session, claim: Claim, actor_id: int | None, note: str | None = None, ledger_event: Any = None
+) -> Claim:
+    """submitted → verified (a person, or the system when ``actor_id`` is None); records the ledger
+    event, unless ``ledger_event`` (an imported core-banking event that confirms it) already counts."""
     _not_claimant(claim, actor_id)
     fire(session, claim, "verify", actor_id=actor_id, reason=note)
-    _after_verified(session, claim)
+    _after_verified(session, claim, ledger_event)
     return claim
 
 
@@ -310,27 +338,52 @@ def reject(session: Session, claim: Claim, actor_id: int, reason: str | None) ->
     fire(session, claim, "reject", actor_id=actor_id, reason=reason)
     from tasks.notify import notify
 
-    notify(session, claim.staff_id, "claim", f"Claim #{claim.id} ({claim.measure}) was rejected: {reason}", link="/queue/claims")
+    notify(
+        session,
+        claim.staff_id,
+        "claim",
+        f"Claim #{claim.id} ({claim.measure}) was rejected: {reason}",
+        link="/queue/claims",
+    )
     return claim
 
 
-def reverse(session: Session, claim: Claim, actor_id: int | None, reason: str | None, policy: ClaimPolicy | None = None) -> Claim:
+def reverse(
+    session: Session,
+    claim: Claim,
+    actor_id: int | None,
+    reason: str | None,
+    policy: ClaimPolicy | None = None,
+) -> Claim:
     """verified → reversed (clawback) within the reversal window; the ledger event is reversed too."""
     policy = policy or ClaimPolicy.from_env()
     _not_claimant(claim, actor_id)
     if not (reason or "").strip():
         raise InputError("reason", "a reason is required to reverse a verified claim")
-    fire(session, claim, "reverse", actor_id=actor_id, reason=reason, payload={"window_days": policy.reversal_days})
+    fire(
+        session,
+        claim,
+        "reverse",
+        actor_id=actor_id,
+        reason=reason,
+        payload={"window_days": policy.reversal_days},
+    )
     ledger = _ledger()
     if ledger is not None and claim.ledger_event_id is not None and hasattr(ledger, "reverse"):
         from appraisal.models import LedgerEvent  # type: ignore[import-not-found]
 
         event = session.get(LedgerEvent, claim.ledger_event_id)
         if event is not None:
-            ledger.reverse(session, event, reason)
+            ledger.reverse(session, event, reason, actor_id=actor_id)
     from tasks.notify import notify
 
-    notify(session, claim.staff_id, "claim", f"Claim #{claim.id} ({claim.measure}) was reversed: {reason}", link="/queue/claims")
+    notify(
+        session,
+        claim.staff_id,
+        "claim",
+        f"Claim #{claim.id} ({claim.measure}) was reversed: {reason}",
+        link="/queue/claims",
+    )
     return claim
 
 
@@ -347,16 +400,25 @@ def ledger_available() -> bool:
     return ledger is not None and hasattr(ledger, "record_verified_claim")
 
 
-def _after_verified(session: Session, claim: Claim) -> None:
+def _after_verified(session: Session, claim: Claim, ledger_event: Any = None) -> None:
     ledger = _ledger()
-    if ledger is not None and hasattr(ledger, "record_verified_claim"):
-        event = ledger.record_verified_claim(session, claim)
+    if ledger_event is not None:
+        claim.ledger_event_id = ledger_event.id  # the imported event already counts: never twice
+        session.flush()
+    elif ledger is not None and hasattr(ledger, "record_verified_claim"):
+        event = ledger.record_verified_claim(session, claim, actor_id=claim.verifier_id)
         claim.ledger_event_id = getattr(event, "id", None)
         session.flush()
     _mark_bounty_won(session, claim)
     from tasks.notify import notify
 
-    notify(session, claim.staff_id, "claim", f"Claim #{claim.id} ({claim.measure}) was verified", link="/queue/claims")
+    notify(
+        session,
+        claim.staff_id,
+        "claim",
+        f"Claim #{claim.id} ({claim.measure}) was verified",
+        link="/queue/claims",
+    )
 
 
 def _mark_bounty_won(session: Session, claim: Claim) -> None:
@@ -372,6 +434,32 @@ def _mark_bounty_won(session: Session, claim: Claim) -> None:
 
 
 # -- automatic verification --------------------------------------------------------------------
+def matching_imported_event(session: Session, claim: Claim) -> Any:
+    """An imported core-banking ledger event of the same staff, customer and measure (not yet
+    linked to another claim), or None."""
+    try:
+        from appraisal.models import EventSource, LedgerEvent
+    except ImportError:  # pragma: no cover - the appraisal package is part of the product
+        return None
+    if claim.customer_id is None:
+        return None
+    since = (claim.created_at.date() if claim.created_at else clock.today()) - dt.timedelta(days=60)
+    taken = select(Claim.ledger_event_id).where(Claim.ledger_event_id.is_not(None))
+    return session.scalars(
+        select(LedgerEvent)
+        .where(
+            LedgerEvent.source == EventSource.import_,
+            LedgerEvent.staff_id == claim.staff_id,
+            LedgerEvent.customer_id == claim.customer_id,
+            LedgerEvent.measure == claim.measure,
+            LedgerEvent.occurred_on >= since,
+            LedgerEvent.id.not_in(taken),
+        )
+        .order_by(LedgerEvent.occurred_on, LedgerEvent.id)
+        .limit(1)
+    ).first()
+
+
 def confirmed_by_core_banking(session: Session, claim: Claim) -> str | None:
     """The core-banking evidence that confirms ``claim`` (a holding opened, deposits risen), or None."""
     if claim.customer_id is None:
@@ -392,7 +480,9 @@ def confirmed_by_core_banking(session: Session, claim: Claim) -> str | None:
         return None
     if claim.measure in DEPOSIT_MEASURES:
         snaps = session.scalars(
-            select(Snapshot).where(Snapshot.customer_id == claim.customer_id, Snapshot.as_of >= since).order_by(Snapshot.as_of)
+            select(Snapshot)
+            .where(Snapshot.customer_id == claim.customer_id, Snapshot.as_of >= since)
+            .order_by(Snapshot.as_of)
         ).all()
         if len(snaps) >= 2:
             rise = _deposits(snaps[-1]) - _deposits(snaps[0])
@@ -409,18 +499,26 @@ def auto_verify(session: Session, policy: ClaimPolicy | None = None, limit: int 
     policy = policy or ClaimPolicy.from_env()
     result = {"verified": 0, "flagged": 0, "unconfirmed": 0}
     claims = session.scalars(
-        select(Claim).where(Claim.state == ClaimState.submitted, Claim.needs_review.is_(False)).order_by(Claim.id).limit(limit)
+        select(Claim)
+        .where(Claim.state == ClaimState.submitted, Claim.needs_review.is_(False))
+        .order_by(Claim.id)
+        .limit(limit)
     ).all()
     for claim in claims:
         if refresh_flags(session, claim, policy):
             result["flagged"] += 1
             continue
-        evidence = confirmed_by_core_banking(session, claim)
+        event = matching_imported_event(session, claim)
+        evidence = (
+            f"imported event {event.event_id}"
+            if event is not None
+            else confirmed_by_core_banking(session, claim)
+        )
         if evidence is None:
             result["unconfirmed"] += 1
             continue
         try:
-            verify(session, claim, None, note=f"confirmed by core banking: {evidence}")
+            verify(session, claim, None, note=f"confirmed by core banking: {evidence}", ledger_event=event)
         except GuardRefused:
             result["flagged"] += 1
             continue
@@ -433,7 +531,9 @@ def retention_sweep(session: Session, policy: ClaimPolicy | None = None) -> int:
     policy = policy or ClaimPolicy.from_env()
     n = 0
     claims = session.scalars(
-        select(Claim).where(Claim.state == ClaimState.verified, Claim.retention_until >= clock.today() - dt.timedelta(days=1))
+        select(Claim).where(
+            Claim.state == ClaimState.verified, Claim.retention_until >= clock.today() - dt.timedelta(days=1)
+        )
     ).all()
     for claim in claims:
         products = MEASURE_PRODUCTS.get(claim.measure)

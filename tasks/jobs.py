@@ -33,7 +33,12 @@ def wake_snoozed(session: Session, today: dt.date | None = None) -> int:
     """Snoozed tasks whose date has come go back to open (set-based)."""
     today = today or clock.today()
     return bulk_fire(
-        session, Task, "wake", Task.snoozed_until <= today, reason="snooze date reached", values={"snoozed_until": None}
+        session,
+        Task,
+        "wake",
+        Task.snoozed_until <= today,
+        reason="snooze date reached",
+        values={"snoozed_until": None},
     )
 
 
@@ -47,7 +52,14 @@ def due_soon_reminders(session: Session, today: dt.date | None = None) -> int:
         .group_by(Task.staff_id)
     ).all()
     for staff_id, n in rows:
-        notify(session, staff_id, "due_soon", f"{n} task(s) due tomorrow ({tomorrow.isoformat()})", "/queue", key=f"due_soon:{tomorrow}")
+        notify(
+            session,
+            staff_id,
+            "due_soon",
+            f"{n} task(s) due tomorrow ({tomorrow.isoformat()})",
+            "/queue",
+            key=f"due_soon:{tomorrow}",
+        )
     return len(rows)
 
 
@@ -67,7 +79,14 @@ def overdue_escalation(session: Session, today: dt.date | None = None, grace_day
         if director is None:
             continue
         code = session.scalar(select(Branch.code).where(Branch.id == branch_id))
-        notify(session, director.id, "overdue", f"{n} overdue task(s) in branch {code}", "/queue/overdue", key=f"overdue:{branch_id}:{today}")
+        notify(
+            session,
+            director.id,
+            "overdue",
+            f"{n} overdue task(s) in branch {code}",
+            "/queue/overdue",
+            key=f"overdue:{branch_id}:{today}",
+        )
         sent += 1
     return sent
 
@@ -126,6 +145,9 @@ def auto_verify_claims() -> dict[str, int]:
 
 SCHEDULE = {
     "tasks-morning": {"task": "tasks.morning", "schedule": crontab(minute=0, hour=7)},
-    "tasks-appointment-reminders": {"task": "tasks.appointment_reminders", "schedule": crontab(minute=0, hour="*/2")},
+    "tasks-appointment-reminders": {
+        "task": "tasks.appointment_reminders",
+        "schedule": crontab(minute=0, hour="*/2"),
+    },
     "tasks-auto-verify": {"task": "tasks.auto_verify", "schedule": crontab(minute=30, hour=6)},
 }

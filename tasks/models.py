@@ -41,20 +41,30 @@ class Task(Versioned, Base):
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    kind: Mapped[str] = mapped_column(String(30), comment="contact, follow_up, visit, activation, retention …")
+    kind: Mapped[str] = mapped_column(
+        String(30), comment="contact, follow_up, visit, activation, retention …"
+    )
     title: Mapped[str] = mapped_column(String(200))
     campaign_id: Mapped[int | None] = mapped_column(ForeignKey("campaign.id", ondelete="CASCADE"))
-    assignment_id: Mapped[int | None] = mapped_column(ForeignKey("assignment.id", ondelete="CASCADE"), index=True)
+    assignment_id: Mapped[int | None] = mapped_column(
+        ForeignKey("assignment.id", ondelete="CASCADE"), index=True
+    )
     customer_id: Mapped[int | None] = mapped_column(ForeignKey("customer.id"), index=True)
     branch_id: Mapped[int] = mapped_column(ForeignKey("branch.id"), index=True)
     staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"), comment="owner")
-    delegate_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"), comment="substitute while owner away")
+    delegate_id: Mapped[int | None] = mapped_column(
+        ForeignKey("staff.id"), comment="substitute while owner away"
+    )
     due_on: Mapped[dt.date] = mapped_column(Date)
     snoozed_until: Mapped[dt.date | None] = mapped_column(Date)
     priority: Mapped[int] = mapped_column(default=0)
     state: Mapped[str] = mapped_column(String(12), default=TaskState.open)
-    source: Mapped[str] = mapped_column(String(20), default="template", comment="template, alert, appointment, follow_up")
-    source_key: Mapped[str | None] = mapped_column(String(120), comment="unique key: re-runs create nothing twice")
+    source: Mapped[str] = mapped_column(
+        String(20), default="template", comment="template, alert, appointment, follow_up"
+    )
+    source_key: Mapped[str | None] = mapped_column(
+        String(120), comment="unique key: re-runs create nothing twice"
+    )
     failed_reason: Mapped[str | None] = mapped_column(Text)
     detail: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
@@ -95,16 +105,22 @@ class FollowUp(Base):
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     task_id: Mapped[int | None] = mapped_column(ForeignKey("task.id", ondelete="SET NULL"), index=True)
-    assignment_id: Mapped[int | None] = mapped_column(ForeignKey("assignment.id", ondelete="SET NULL"), index=True)
+    assignment_id: Mapped[int | None] = mapped_column(
+        ForeignKey("assignment.id", ondelete="SET NULL"), index=True
+    )
     customer_id: Mapped[int] = mapped_column(ForeignKey("customer.id"))
     staff_id: Mapped[int] = mapped_column(ForeignKey("staff.id"), comment="who made the contact")
     at: Mapped[dt.datetime] = mapped_column(default=utcnow, comment="when the contact happened (local time)")
     channel: Mapped[str] = mapped_column(String(12), comment="phone, visit, branch, wechat, sms")
     content: Mapped[str] = mapped_column(Text, comment="what was said; required")
-    reaction: Mapped[str] = mapped_column(String(12), comment="interested, neutral, declined, unreachable, converted")
+    reaction: Mapped[str] = mapped_column(
+        String(12), comment="interested, neutral, declined, unreachable, converted"
+    )
     next_step: Mapped[str | None] = mapped_column(String(200))
     next_due: Mapped[dt.date | None] = mapped_column(Date)
-    failure_reason: Mapped[str | None] = mapped_column(Text, comment="why it did not work, for the next manager")
+    failure_reason: Mapped[str | None] = mapped_column(
+        Text, comment="why it did not work, for the next manager"
+    )
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
@@ -123,7 +139,9 @@ class Appointment(Base):
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     customer_id: Mapped[int] = mapped_column(ForeignKey("customer.id"), index=True)
-    staff_id: Mapped[int] = mapped_column(ForeignKey("staff.id"), index=True, comment="the manager who booked it")
+    staff_id: Mapped[int] = mapped_column(
+        ForeignKey("staff.id"), index=True, comment="the manager who booked it"
+    )
     branch_id: Mapped[int] = mapped_column(ForeignKey("branch.id"))
     at: Mapped[dt.datetime] = mapped_column(comment="local time of the visit")
     purpose: Mapped[str] = mapped_column(String(200))
@@ -190,25 +208,37 @@ class Claim(Versioned, Base):
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     staff_id: Mapped[int] = mapped_column(ForeignKey("staff.id"), comment="the claimant")
-    branch_id: Mapped[int] = mapped_column(ForeignKey("branch.id"), comment="the claimant's branch (checker scope)")
-    campaign_id: Mapped[int | None] = mapped_column(ForeignKey("campaign.id", ondelete="SET NULL"), index=True)
+    branch_id: Mapped[int] = mapped_column(
+        ForeignKey("branch.id"), comment="the claimant's branch (checker scope)"
+    )
+    campaign_id: Mapped[int | None] = mapped_column(
+        ForeignKey("campaign.id", ondelete="SET NULL"), index=True
+    )
     customer_id: Mapped[int | None] = mapped_column(ForeignKey("customer.id"), index=True)
     assignment_id: Mapped[int | None] = mapped_column(ForeignKey("assignment.id", ondelete="SET NULL"))
     task_id: Mapped[int | None] = mapped_column(ForeignKey("task.id", ondelete="SET NULL"))
     measure: Mapped[str] = mapped_column(String(40))
     quantity: Mapped[Decimal] = mapped_column(Money, default=Decimal("1"))
-    amount: Mapped[Decimal] = mapped_column(Money, default=Decimal("0"), comment="money amount, e.g. the deposit")
+    amount: Mapped[Decimal] = mapped_column(
+        Money, default=Decimal("0"), comment="money amount, e.g. the deposit"
+    )
     evidence_text: Mapped[str | None] = mapped_column(Text)
-    evidence_file: Mapped[str | None] = mapped_column(String(200), comment="generated name under instance/uploads")
+    evidence_file: Mapped[str | None] = mapped_column(
+        String(200), comment="generated name under instance/uploads"
+    )
     state: Mapped[str] = mapped_column(String(12), default=ClaimState.submitted)
     verifier_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"), comment="never the claimant")
     verified_at: Mapped[dt.datetime | None] = mapped_column()
-    auto_verified: Mapped[bool] = mapped_column(default=False, comment="confirmed by imported core-banking data")
+    auto_verified: Mapped[bool] = mapped_column(
+        default=False, comment="confirmed by imported core-banking data"
+    )
     reason: Mapped[str | None] = mapped_column(Text, comment="rejection or reversal reason")
     flags: Mapped[list[str] | None] = mapped_column(JSON, comment="anti-gaming suspicion flags (§11.2)")
     needs_review: Mapped[bool] = mapped_column(default=False, comment="flagged: only a person may verify")
     retention_until: Mapped[dt.date | None] = mapped_column(Date, comment="counts only after this date")
-    holdback_pct: Mapped[Decimal | None] = mapped_column(Money, comment="percent held back until the window ends")
+    holdback_pct: Mapped[Decimal | None] = mapped_column(
+        Money, comment="percent held back until the window ends"
+    )
     holdback_amount: Mapped[Decimal | None] = mapped_column(Money)
     holdback_release_on: Mapped[dt.date | None] = mapped_column(Date)
     ledger_event_id: Mapped[int | None] = mapped_column(comment="the appraisal ledger event of this claim")

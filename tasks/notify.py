@@ -19,13 +19,29 @@ log = logging.getLogger("campaignflow.notify")
 class Notifier(Protocol):
     """Sends one notification to one staff member. ``key`` (optional) makes it idempotent."""
 
-    def send(self, session: Session, staff_id: int, kind: str, text: str, link: str | None = None, key: str | None = None) -> None: ...
+    def send(
+        self,
+        session: Session,
+        staff_id: int,
+        kind: str,
+        text: str,
+        link: str | None = None,
+        key: str | None = None,
+    ) -> None: ...
 
 
 class InAppNotifier:
     """Stores a :class:`Notification` row: the bell in the navbar counts the unread ones."""
 
-    def send(self, session: Session, staff_id: int, kind: str, text: str, link: str | None = None, key: str | None = None) -> None:
+    def send(
+        self,
+        session: Session,
+        staff_id: int,
+        kind: str,
+        text: str,
+        link: str | None = None,
+        key: str | None = None,
+    ) -> None:
         if key is not None:
             exists = session.scalar(
                 select(Notification.id).where(Notification.staff_id == staff_id, Notification.key == key)
@@ -39,7 +55,15 @@ class InAppNotifier:
 class LogNotifier:
     """Writes the notification to the log (a second channel; SMS / WeChat Work would sit here)."""
 
-    def send(self, session: Session, staff_id: int, kind: str, text: str, link: str | None = None, key: str | None = None) -> None:
+    def send(
+        self,
+        session: Session,
+        staff_id: int,
+        kind: str,
+        text: str,
+        link: str | None = None,
+        key: str | None = None,
+    ) -> None:
         log.info("notify staff=%s kind=%s key=%s text=%s link=%s", staff_id, kind, key, text, link)
 
 
@@ -52,7 +76,9 @@ def notifiers() -> list[Notifier]:
     return [_NOTIFIERS[n.strip()] for n in names.split(",") if n.strip() in _NOTIFIERS]
 
 
-def notify(session: Session, staff_id: int, kind: str, text: str, link: str | None = None, key: str | None = None) -> None:
+def notify(
+    session: Session, staff_id: int, kind: str, text: str, link: str | None = None, key: str | None = None
+) -> None:
     for n in notifiers():
         n.send(session, staff_id, kind, text, link, key)
 
@@ -60,7 +86,9 @@ def notify(session: Session, staff_id: int, kind: str, text: str, link: str | No
 def unread_count(session: Session, staff_id: int) -> int:
     return int(
         session.scalar(
-            select(func.count()).select_from(Notification).where(Notification.staff_id == staff_id, Notification.read_at.is_(None))
+            select(func.count())
+            .select_from(Notification)
+            .where(Notification.staff_id == staff_id, Notification.read_at.is_(None))
         )
         or 0
     )
@@ -69,7 +97,10 @@ def unread_count(session: Session, staff_id: int) -> int:
 def recent(session: Session, staff_id: int, limit: int = 30) -> list[Notification]:
     return list(
         session.scalars(
-            select(Notification).where(Notification.staff_id == staff_id).order_by(Notification.id.desc()).limit(limit)
+            select(Notification)
+            .where(Notification.staff_id == staff_id)
+            .order_by(Notification.id.desc())
+            .limit(limit)
         )
     )
 

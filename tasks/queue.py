@@ -24,7 +24,12 @@ from org.models import Staff, StaffStatus
 from tasks.models import Task, TaskState
 
 SECTIONS = ("overdue", "today", "upcoming", "snoozed")
-HIDDEN_CAMPAIGN_STATES = (CampaignState.paused, CampaignState.closed, CampaignState.cancelled, CampaignState.settled)
+HIDDEN_CAMPAIGN_STATES = (
+    CampaignState.paused,
+    CampaignState.closed,
+    CampaignState.cancelled,
+    CampaignState.settled,
+)
 ACTIVE = (TaskState.open, TaskState.in_progress)
 
 Owner = aliased(Staff, name="owner")
@@ -34,7 +39,10 @@ def owner_away(today: dt.date) -> ColumnElement[bool]:
     """SQL: the task's owner is away and has a substitute."""
     return and_(
         Owner.substitute_id.is_not(None),
-        or_(Owner.status == StaffStatus.on_leave, and_(Owner.away_until.is_not(None), Owner.away_until >= today)),
+        or_(
+            Owner.status == StaffStatus.on_leave,
+            and_(Owner.away_until.is_not(None), Owner.away_until >= today),
+        ),
     )
 
 
@@ -73,7 +81,9 @@ def section_filter(section: str, today: dt.date) -> ColumnElement[bool]:
     raise ValueError(f"unknown queue section {section!r}; expected one of {', '.join(SECTIONS)}")
 
 
-TIER_RANK = case((Customer.tier == "vip", 0), (Customer.tier == "high", 1), (Customer.tier == "mass", 2), else_=3)
+TIER_RANK = case(
+    (Customer.tier == "vip", 0), (Customer.tier == "high", 1), (Customer.tier == "mass", 2), else_=3
+)
 
 
 def section_select(staff_id: int, section: str, today: dt.date, limit: int = 50) -> Select[Any]:
@@ -111,9 +121,11 @@ def counts(session: Session, staff_id: int, today: dt.date | None = None) -> dic
         (Task.due_on == today, "today"),
         else_="upcoming",
     ).label("bucket")
-    stmt = _base(staff_id, today, bucket, func.count()).where(
-        Task.state.in_((*ACTIVE, TaskState.snoozed))
-    ).group_by(bucket)
+    stmt = (
+        _base(staff_id, today, bucket, func.count())
+        .where(Task.state.in_((*ACTIVE, TaskState.snoozed)))
+        .group_by(bucket)
+    )
     found = {str(b): int(n) for b, n in session.execute(stmt)}
     return {s: found.get(s, 0) for s in SECTIONS}
 
@@ -127,7 +139,9 @@ def my_queue(
     plans: dict[int, dict[str, Any] | None] = {}
     for section in SECTIONS:
         items = []
-        for task, customer, owner_id, owner_name in session.execute(section_select(staff_id, section, today, limit)):
+        for task, customer, owner_id, owner_name in session.execute(
+            section_select(staff_id, section, today, limit)
+        ):
             items.append(
                 QueueItem(
                     task=task,
@@ -142,7 +156,9 @@ def my_queue(
         out[section] = items
     ids = [i.task.assignment_id for items in out.values() for i in items if i.task.assignment_id]
     if ids:
-        plans = dict(session.execute(select(Assignment.id, Assignment.plan).where(Assignment.id.in_(ids))).all())
+        plans = dict(
+            session.execute(select(Assignment.id, Assignment.plan).where(Assignment.id.in_(ids))).all()
+        )
     for items in out.values():
         for item in items:
             if item.task.assignment_id:
@@ -188,6 +204,12 @@ def failure_report(session: Session, branch_ids: frozenset[int] | None = None) -
     if branch_ids is not None:
         stmt = stmt.where(Task.branch_id.in_(sorted(branch_ids)))
     return [
-        {"campaign_code": c or "", "campaign_name": n or "", "branch_code": b, "reason": r or "", "count": int(k)}
+        {
+            "campaign_code": c or "",
+            "campaign_name": n or "",
+            "branch_code": b,
+            "reason": r or "",
+            "count": int(k),
+        }
         for c, n, b, r, k in session.execute(stmt)
     ]

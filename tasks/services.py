@@ -103,9 +103,13 @@ class FollowUpInput:
         if not (self.content or "").strip():
             raise InputError("content", "a follow-up needs its content (what was said); it is empty")
         if self.channel not in CHANNELS:
-            raise InputError("channel", f"{self.channel!r} is not a channel; choose one of {', '.join(CHANNELS)}")
+            raise InputError(
+                "channel", f"{self.channel!r} is not a channel; choose one of {', '.join(CHANNELS)}"
+            )
         if self.reaction not in set(Reaction):
-            raise InputError("reaction", f"{self.reaction!r} is not a reaction; choose one of {', '.join(Reaction)}")
+            raise InputError(
+                "reaction", f"{self.reaction!r} is not a reaction; choose one of {', '.join(Reaction)}"
+            )
         if self.next_due is not None and self.next_due < today:
             raise InputError("next_due", f"the next step's date {self.next_due.isoformat()} is in the past")
         if self.next_due is not None and not (self.next_step or "").strip():
@@ -117,7 +121,9 @@ class FollowUpInput:
                 raise InputError(f"{name}.name", "a name is required to register a new customer")
 
 
-def complete(session: Session, task: Task, actor_id: int, data: FollowUpInput | None = None) -> FollowUp | None:
+def complete(
+    session: Session, task: Task, actor_id: int, data: FollowUpInput | None = None
+) -> FollowUp | None:
     """Record the follow-up and complete the task (an open task is started first).
 
     The follow-up moves the assignment by its reaction; a next step with a date creates the next
@@ -126,11 +132,12 @@ def complete(session: Session, task: Task, actor_id: int, data: FollowUpInput | 
     """
     today = clock.today()
     if task.state not in (TaskState.open, TaskState.in_progress):
+        from tasks.machine import task_workflow
         from workflow.errors import InvalidTransition
 
-        from tasks.machine import task_workflow
-
-        raise InvalidTransition("task", task.id, task.state, "complete", task_workflow.triggers_from(task.state))
+        raise InvalidTransition(
+            "task", task.id, task.state, "complete", task_workflow.triggers_from(task.state)
+        )
     if task.kind in CONTACT_KINDS and data is None:
         raise InputError("content", "a contact task needs a follow-up record (跟进记录) to be completed")
     if data is not None:
@@ -138,7 +145,13 @@ def complete(session: Session, task: Task, actor_id: int, data: FollowUpInput | 
     if task.state == TaskState.open:
         fire(session, task, "start", actor_id=actor_id)
     follow_up = record_follow_up(session, task, actor_id, data) if data is not None else None
-    fire(session, task, "complete", actor_id=actor_id, payload={"follow_up_id": follow_up.id} if follow_up else None)
+    fire(
+        session,
+        task,
+        "complete",
+        actor_id=actor_id,
+        payload={"follow_up_id": follow_up.id} if follow_up else None,
+    )
     return follow_up
 
 
@@ -168,7 +181,12 @@ def record_follow_up(session: Session, task: Task, actor_id: int, data: FollowUp
     if data.book_appointment_at is not None:
         customer = session.get(Customer, task.customer_id)
         appt = book_appointment(
-            session, actor_id, customer, data.book_appointment_at, fu.next_step or "branch visit (到网点)", follow_up=fu
+            session,
+            actor_id,
+            customer,
+            data.book_appointment_at,
+            fu.next_step or "branch visit (到网点)",
+            follow_up=fu,
         )
         fu.next_step = fu.next_step or f"branch visit {appt.at:%Y-%m-%d %H:%M}"
     if data.prospect:
@@ -230,7 +248,9 @@ def snooze(session: Session, task: Task, actor_id: int, until: dt.date | None) -
     if until is None:
         raise InputError("until", "give the date to snooze until")
     if until <= today:
-        raise InputError("until", f"{until.isoformat()} is not in the future: snooze to a date after {today.isoformat()}")
+        raise InputError(
+            "until", f"{until.isoformat()} is not in the future: snooze to a date after {today.isoformat()}"
+        )
     fire(session, task, "snooze", actor_id=actor_id, payload={"until": until.isoformat()})
     return task
 
@@ -241,7 +261,9 @@ def default_plan(goal: str | None = None) -> dict[str, Any]:
     return {"goal": goal or "", "seed": PLAN_SEED, "reactions": [{"reaction": "", "response": ""}]}
 
 
-def set_plan(session: Session, assignment: Assignment, goal: str, reactions: list[dict[str, str]]) -> Assignment:
+def set_plan(
+    session: Session, assignment: Assignment, goal: str, reactions: list[dict[str, str]]
+) -> Assignment:
     if not (goal or "").strip():
         raise InputError("goal", "the plan needs a goal")
     clean = [
@@ -257,7 +279,11 @@ def set_plan(session: Session, assignment: Assignment, goal: str, reactions: lis
 def trail(session: Session, customer_id: int) -> list[FollowUp]:
     """Every follow-up of a customer, newest first, whoever made it (a new owner sees them all)."""
     return list(
-        session.scalars(select(FollowUp).where(FollowUp.customer_id == customer_id).order_by(FollowUp.at.desc(), FollowUp.id.desc()))
+        session.scalars(
+            select(FollowUp)
+            .where(FollowUp.customer_id == customer_id)
+            .order_by(FollowUp.at.desc(), FollowUp.id.desc())
+        )
     )
 
 
@@ -295,7 +321,9 @@ def _new_customer(session: Session, actor_id: int, data: dict[str, Any], **kw: A
     return c
 
 
-def register_prospect(session: Session, actor_id: int, data: dict[str, Any], task: Task | None = None) -> Customer:
+def register_prospect(
+    session: Session, actor_id: int, data: dict[str, Any], task: Task | None = None
+) -> Customer:
     """A canvassing visit registers a new prospect (潜在客户) on the spot, owned by the visitor."""
     return _new_customer(session, actor_id, data, tags=["canvassing"] if task is not None else [])
 
@@ -311,7 +339,11 @@ def branch_director(session: Session, branch_id: int) -> Staff | None:
     return session.scalars(
         select(Staff)
         .join(StaffRole, StaffRole.staff_id == Staff.id)
-        .where(StaffRole.role == Role.director, StaffRole.branch_id == branch_id, Staff.status == StaffStatus.active)
+        .where(
+            StaffRole.role == Role.director,
+            StaffRole.branch_id == branch_id,
+            Staff.status == StaffStatus.active,
+        )
         .order_by(Staff.id)
         .limit(1)
     ).first()
@@ -384,7 +416,10 @@ def my_appointments(session: Session, staff_id: int, from_day: dt.date | None = 
     return list(
         session.scalars(
             select(Appointment)
-            .where((Appointment.staff_id == staff_id) | (Appointment.accompanied_by_id == staff_id), Appointment.at >= start)
+            .where(
+                (Appointment.staff_id == staff_id) | (Appointment.accompanied_by_id == staff_id),
+                Appointment.at >= start,
+            )
             .order_by(Appointment.at)
         )
     )

@@ -15,16 +15,28 @@ _n = itertools.count(1)
 
 def make_assignment(session: Any, campaign: Any, customer: Any, staff: Any, **kw: Any) -> Assignment:
     a = Assignment(
-        campaign_id=campaign.id, customer_id=customer.id, branch_id=customer.branch_id, staff_id=staff.id,
-        state=kw.pop("state", "assigned"), **kw,
+        campaign_id=campaign.id,
+        customer_id=customer.id,
+        branch_id=customer.branch_id,
+        staff_id=staff.id,
+        state=kw.pop("state", "assigned"),
+        **kw,
     )
     session.add(a)
     session.flush()
     return a
 
 
-def make_task(session: Any, staff: Any, customer: Any = None, *, campaign: Any = None, assignment: Any = None,
-              due: dt.date | None = None, **kw: Any) -> Task:
+def make_task(
+    session: Any,
+    staff: Any,
+    customer: Any = None,
+    *,
+    campaign: Any = None,
+    assignment: Any = None,
+    due: dt.date | None = None,
+    **kw: Any,
+) -> Task:
     t = Task(
         kind=kw.pop("kind", "contact"),
         title=kw.pop("title", f"task {next(_n)}"),

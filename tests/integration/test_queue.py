@@ -20,7 +20,9 @@ def test_sections_and_counts(session, union):
     make_task(session, union.m1, c, due=today)
     make_task(session, union.m1, c, due=today - dt.timedelta(days=2))
     make_task(session, union.m1, c, due=today + dt.timedelta(days=3))
-    make_task(session, union.m1, c, due=today, state=TaskState.snoozed, snoozed_until=today + dt.timedelta(days=1))
+    make_task(
+        session, union.m1, c, due=today, state=TaskState.snoozed, snoozed_until=today + dt.timedelta(days=1)
+    )
     make_task(session, union.m1, c, due=today, state=TaskState.done)
     make_task(session, union.m2, c, due=today)  # someone else's
     session.commit()
@@ -45,7 +47,9 @@ def test_priority_order_tier_then_campaign_priority_then_due(session, union):
     assert ids == [t_vip.id, t_high_hi.id, t_high_low.id, t_mass.id]
 
 
-@pytest.mark.parametrize("state,hidden", [("active", False), ("paused", True), ("closed", True), ("cancelled", True)])
+@pytest.mark.parametrize(
+    "state,hidden", [("active", False), ("paused", True), ("closed", True), ("cancelled", True)]
+)
 def test_tasks_of_paused_closed_cancelled_campaigns_are_hidden(session, union, state, hidden):
     camp = make_campaign(session, union.director_b1, [union.b1], state=state)
     c = make_customer(session, union.b1, union.m1)
@@ -62,7 +66,9 @@ def test_delegation_to_substitute_while_away(session, union):
     session.commit()
     assert queue.counts(session, union.m1.id)["today"] == 0
     items = queue.my_queue(session, union.m2.id)["today"]
-    assert [i.task.id for i in items] == [t.id] and items[0].delegated and items[0].owner_name == union.m1.name
+    assert (
+        [i.task.id for i in items] == [t.id] and items[0].delegated and items[0].owner_name == union.m1.name
+    )
     # the substitute may act, the owner (away) may not; the task stays the owner's
     assert services.get_task(session, union.m2.id, t.id) is t
     with pytest.raises(services.NotFound):
@@ -133,5 +139,11 @@ def test_failure_report_per_campaign_and_branch(session, union):
         services.fail(session, make_task(session, union.m1, c, campaign=camp), union.m1.id, "  ")
     session.commit()
     rows = queue.failure_report(session)
-    assert rows[0] == {"campaign_code": camp.code, "campaign_name": camp.name, "branch_code": "B01", "reason": "moved away", "count": 2}
+    assert rows[0] == {
+        "campaign_code": camp.code,
+        "campaign_name": camp.name,
+        "branch_code": "B01",
+        "reason": "moved away",
+        "count": 2,
+    }
     assert queue.failure_report(session, frozenset({union.b2.id})) == []

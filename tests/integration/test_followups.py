@@ -1,0 +1,170 @@
+"""Follow-ups: completing records them, moves the assignment, makes the next task once; prospects,
+referrals, appointments with the director for key customers, the trail after a handover."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from sqlalchemy import func, select
+
+from campaigns.models import Assignment
+from config import clock
+from customers.models import Customer
+from tasks import jobs, services
+from tasks.models import Appointment, FollowUp, Notification, Task
+from tests.factories import make_campaign, make_customer
+from tests.integration.queue_helpers import make_assignment, make_task
+from workflow.errors import InvalidTransition
+
+
+def _fu(**kw):
+    base = {"channel": "phone", "content": "talked about the 1-year time deposit", "reaction": "interested"}
+    return services.FollowUpInput(**{**base, **kw})
+
+
+@pytest.fixture
+def setup(session, union):
+    camp = make_campaign(session, union.director_b1, [union.b1], state="active")
+    cust = make_customer(session, union.b1, union.m1)
+    a = make_assignment(session, camp, cust, union.m1)
+    t = make_task(session, union.m1, cust, campaign=camp, assignment=a)
+    session.commit()
+    return camp, cust, a, t
+
+
+def test_complete_records_follow_up_moves_assignment_and_creates_next_task_once(session, union, setup):
+    camp, cust, a, t = setup
+    nxt_day = clock.today() + dt.timedelta(days=4)
+    fu = services.complete(session, t, union.m1.id, _fu(next_step="branch visit Friday", next_due=nxt_day))
+    session.commit()
+    assert t.state == "done" and fu.task_id == t.id and fu.customer_id == cust.id
+    assert session.get(Assignment, a.id).state == "interested"
+    nxt = session.scalar(select(Task).where(Task.source_key == f"fu:{t.id}"))
+    assert nxt.source == "follow_up" and nxt.due_on == nxt_day and nxt.staff_id == union.m1.id
+    # a re-run never duplicates the next task
+    assert services.create_next_task(session, t, fu).id == nxt.id
+    assert session.scalar(select(func.count()).select_from(Task).where(Task.source == "follow_up")) == 1
+
+
+def test_completing_twice_is_refused_and_changes_nothing(session, union, setup):
+    _, _, _, t = setup
+    services.complete(session, t, union.m1.id, _fu())
+    session.commit()
+    with pytest.raises(InvalidTransition, match="it is done"):
+        services.complete(session, t, union.m1.id, _fu())
+    assert session.scalar(select(func.count()).select_from(FollowUp)) == 1
+
+
+@pytest.mark.parametrize("content", ["", "   "])
+def test_follow_up_without_content_is_refused(session, union, setup, content):
+    _, _, a, t = setup
+    with pytest.raises(services.InputError, match="content"):
+        services.complete(session, t, union.m1.id, _fu(content=content))
+    with pytest.raises(services.InputError, match="follow-up record"):
+        services.complete(session, t, union.m1.id, None)
+    assert t.state == "open" and session.scalar(select(func.count()).select_from(FollowUp)) == 0
+
+
+@pytest.mark.parametrize(
+    "reaction,state", [("neutral", "contacted"), ("declined", "declined"), ("unreachable", "unreachable")]
+)
+def test_reactions_move_the_assignment(session, union, setup, reaction, state):
+    _, _, a, t = setup
+    services.complete(session, t, union.m1.id, _fu(reaction=reaction))
+    assert session.get(Assignment, a.id).state == state
+
+
+def test_canvassing_prospect_and_referral_enter_the_customer_base(session, union, setup):
+    _, cust, _, t = setup
+    services.complete(
+        session,
+        t,
+        union.m1.id,
+        _fu(prospect={"name": "王小店", "phone": "13800138000", "grid": "G03"}, referral={"name": "李表弟"}),
+    )
+    session.commit()
+    prospect = session.scalar(select(Customer).where(Customer.name == "王小店"))
+    assert (
+        prospect.lifecycle == "prospect"
+        and prospect.referred_by_staff_id == union.m1.id
+        and prospect.grid == "G03"
+    )
+    referral = session.scalar(select(Customer).where(Customer.name == "李表弟"))
+    assert referral.referred_by_customer_id == cust.id and referral.manager_id == union.m1.id
+    with pytest.raises(services.InputError, match="phone"):
+        services.register_prospect(session, union.m1.id, {"name": "x", "phone": "12345"})
+
+
+def test_key_customer_appointment_brings_the_director_and_notifies_both(session, union):
+    key = make_customer(session, union.b1, union.m1, is_key=True)
+    t = make_task(session, union.m1, key)
+    session.commit()
+    at = dt.datetime.combine(clock.today() + dt.timedelta(days=1), dt.time(10, 0))
+    services.complete(session, t, union.m1.id, _fu(next_step="branch visit", book_appointment_at=at))
+    session.commit()
+    appt = session.scalar(select(Appointment))
+    assert appt.accompanied_by_id == union.director_b1.id and appt.at == at
+    assert session.scalar(select(Task).where(Task.source_key == f"appt:{appt.id}")).due_on == at.date()
+    who = {
+        n.staff_id for n in session.scalars(select(Notification).where(Notification.kind == "appointment"))
+    }
+    assert who == {union.m1.id, union.director_b1.id}
+    # reminders, once
+    now = at - dt.timedelta(hours=3)
+    assert jobs.appointment_reminders(session, now) == 1
+    assert jobs.appointment_reminders(session, now) == 0
+    assert (
+        session.scalar(
+            select(func.count())
+            .select_from(Notification)
+            .where(Notification.key == f"appt:{appt.id}:reminder")
+        )
+        == 2
+    )
+    # an ordinary customer: no director
+    plain = make_customer(session, union.b1, union.m1)
+    a2 = services.book_appointment(session, union.m1.id, plain, at, "open a card")
+    assert a2.accompanied_by_id is None
+    with pytest.raises(services.InputError, match="past"):
+        services.book_appointment(session, union.m1.id, plain, at - dt.timedelta(days=3), "late")
+
+
+def test_new_owner_sees_the_whole_trail_after_handover(session, union, setup):
+    _, cust, a, t = setup
+    services.complete(
+        session, t, union.m1.id, _fu(reaction="neutral", failure_reason="wants cash for new year")
+    )
+    a.staff_id = union.m2.id  # handover
+    t2 = make_task(session, union.m2, cust, assignment=a)
+    session.commit()
+    services.complete(session, t2, union.m2.id, _fu(content="second call"))
+    trail = services.trail(session, cust.id)
+    assert [f.staff_id for f in trail] == [union.m2.id, union.m1.id]
+    assert trail[1].failure_reason == "wants cash for new year"
+
+
+def test_due_soon_and_overdue_notifications_are_idempotent(session, union):
+    c = make_customer(session, union.b1, union.m1)
+    make_task(session, union.m1, c, due=clock.today() + dt.timedelta(days=1))
+    make_task(session, union.m2, c, due=clock.today() - dt.timedelta(days=1))
+    session.commit()
+    assert jobs.due_soon_reminders(session) == 1
+    jobs.due_soon_reminders(session)
+    assert jobs.overdue_escalation(session) == 1
+    jobs.overdue_escalation(session)
+    kinds = sorted((n.staff_id, n.kind) for n in session.scalars(select(Notification)))
+    assert kinds == sorted([(union.m1.id, "due_soon"), (union.director_b1.id, "overdue")])
+
+
+def test_plan_is_kept_on_the_assignment(session, union, setup):
+    _, _, a, _ = setup
+    services.set_plan(
+        session,
+        a,
+        "move remittance into a 1-year time deposit",
+        [{"reaction": "wants cash for the new year", "response": "the 6-month product"}],
+    )
+    assert a.plan["seed"] == "对客户可能做出的反应进行初步评估并且制定应对方案"
+    with pytest.raises(services.InputError, match="goal"):
+        services.set_plan(session, a, " ", [])
