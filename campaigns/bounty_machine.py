@@ -28,6 +28,14 @@ def _taker_wins(ctx: FireContext) -> str | None:
     return None
 
 
+def _record_winner(ctx: FireContext) -> None:
+    ctx.obj.winner_id = ctx.payload.get("staff_id")
+
+
+def _record_run(ctx: FireContext) -> None:
+    ctx.obj.paid_in = ctx.payload.get("run")
+
+
 bounty_workflow = Workflow(
     "bounty",
     Bounty,
@@ -35,8 +43,10 @@ bounty_workflow = Workflow(
     [
         Transition.of("take", B.open, B.taken, guards=[Guard("before_deadline", _before_deadline)]),
         Transition.of("release", B.taken, B.open),
-        Transition.of("win", B.taken, B.won, guards=[Guard("taker_wins", _taker_wins)]),
-        Transition.of("pay", B.won, B.paid),
+        Transition.of(
+            "win", B.taken, B.won, guards=[Guard("taker_wins", _taker_wins)], after=[_record_winner]
+        ),
+        Transition.of("pay", B.won, B.paid, after=[_record_run]),
         Transition.of("withdraw", B.open, B.withdrawn, reason_required=True),
         Transition.of("expire", B.open, B.expired),
     ],
