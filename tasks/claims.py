@@ -427,10 +427,10 @@ def _mark_bounty_won(session: Session, claim: Claim) -> None:
         from campaigns import bounties  # type: ignore[attr-defined]
     except ImportError:
         return
-    mark_won = getattr(bounties, "mark_won", None)
-    if mark_won is None:
+    win = getattr(bounties, "win_for_verified_claim", None)
+    if win is None or claim.customer_id is None:
         return
-    mark_won(session, claim)
+    win(session, claim.customer_id, claim.staff_id, claim.verifier_id)
 
 
 # -- automatic verification --------------------------------------------------------------------

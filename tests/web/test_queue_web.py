@@ -1,0 +1,205 @@
+"""The manager's and the checker's pages: queue, follow-up form, fail, snooze, claim, verification."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+
+from sqlalchemy import func, select
+
+from config import clock
+from tasks.models import Claim, FollowUp, Notification, Task
+from tests.factories import login, make_campaign, make_customer
+from tests.integration.queue_helpers import make_assignment, make_task
+
+
+def _setup(session, union, **cust):
+    camp = make_campaign(session, union.director_b1, [union.b1], state="active")
+    c = make_customer(session, union.b1, union.m1, name="张三明", **cust)
+    a = make_assignment(
+        session,
+        camp,
+        c,
+        union.m1,
+        plan={
+            "goal": "1-year time deposit",
+            "reactions": [{"reaction": "wants cash", "response": "6-month product"}],
+        },
+    )
+    t = make_task(session, union.m1, c, campaign=camp, assignment=a)
+    session.commit()
+    return camp, c, a, t
+
+
+def test_home_redirects_a_manager_to_the_queue_with_masked_names_and_plan(client, session, union):
+    _, _, _, t = _setup(session, union)
+    login(client, union.m1)
+    r = client.get("/")
+    assert r.status_code == 302 and r.headers["Location"].endswith("/queue/")
+    page = client.get("/queue/").get_data(as_text=True)
+    assert "张*明" in page and "张三明" not in page
+    assert "Today: 1" in page and "1-year time deposit" in page
+    detail = client.get(f"/queue/task/{t.id}").get_data(as_text=True)
+    assert "6-month product" in detail and "张三明" not in detail
+
+
+def test_follow_up_form_completes_the_task(client, session, union):
+    _, _, _, t = _setup(session, union)
+    login(client, union.m1)
+    assert client.get(f"/queue/task/{t.id}/complete").status_code == 200
+    r = client.post(
+        f"/queue/task/{t.id}/complete", data={"channel": "phone", "content": "", "reaction": "interested"}
+    )
+    assert r.status_code == 422 and b"What was said" in r.data
+    assert session.scalar(select(func.count()).select_from(FollowUp)) == 0
+    nxt = (clock.today() + dt.timedelta(days=2)).isoformat()
+    r = client.post(
+        f"/queue/task/{t.id}/complete",
+        data={
+            "channel": "phone",
+            "content": "will come Friday",
+            "reaction": "interested",
+            "next_step": "branch visit",
+            "next_due": nxt,
+        },
+    )
+    assert r.status_code == 303
+    session.expire_all()
+    assert session.get(Task, t.id).state == "done"
+    assert session.scalar(select(func.count()).select_from(Task).where(Task.source == "follow_up")) == 1
+    # completing twice: 409 with the state named
+    r = client.post(
+        f"/queue/task/{t.id}/complete", data={"channel": "phone", "content": "again", "reaction": "neutral"}
+    )
+    assert r.status_code == 409 and b"it is done" in r.data
+
+
+def test_fail_needs_a_reason_and_snooze_refuses_the_past(client, session, union):
+    _, _, _, t = _setup(session, union)
+    login(client, union.m1)
+    r = client.post(
+        f"/queue/task/{t.id}/snooze", data={"until": clock.today().isoformat()}, follow_redirects=True
+    )
+    assert b"is not in the future" in r.data
+    session.expire_all()
+    assert session.get(Task, t.id).state == "open"
+    r = client.post(f"/queue/task/{t.id}/fail", data={"reason": ""}, follow_redirects=True)
+    assert b"A reason is required" in r.data
+    r = client.post(f"/queue/task/{t.id}/fail", data={"reason": "moved to the city"})
+    assert r.status_code == 303
+    session.expire_all()
+    assert session.get(Task, t.id).failed_reason == "moved to the city"
+
+
+def test_another_managers_task_is_404(client, session, union):
+    _, _, _, t = _setup(session, union)
+    login(client, union.m2)
+    assert client.get(f"/queue/task/{t.id}").status_code == 404
+    assert client.post(f"/queue/task/{t.id}/start").status_code == 404
+
+
+def test_do_not_contact_start_shows_a_clear_message(client, session, union):
+    _, _, _, t = _setup(session, union, do_not_contact=True)
+    login(client, union.m1)
+    r = client.post(f"/queue/task/{t.id}/start")
+    assert r.status_code == 409 and b"do-not-contact" in r.data
+
+
+def test_claim_with_photo_and_checker_verifies(client, session, union, settings):
+    _, _, _, t = _setup(session, union)
+    login(client, union.m1)
+    r = client.post(
+        "/queue/claim",
+        data={
+            "task_id": t.id,
+            "measure": "accounts_opened",
+            "quantity": "1",
+            "amount": "-3",
+            "evidence_text": "x",
+        },
+    )
+    assert r.status_code == 422 and b"negative" in r.data
+    r = client.post(
+        "/queue/claim",
+        data={
+            "task_id": t.id,
+            "measure": "accounts_opened",
+            "quantity": "1",
+            "amount": "abc",
+            "evidence_text": "x",
+        },
+    )
+    assert r.status_code == 422 and b"not a number" in r.data
+    r = client.post(
+        "/queue/claim",
+        data={
+            "task_id": t.id,
+            "measure": "accounts_opened",
+            "quantity": "1",
+            "amount": "0",
+            "evidence_text": "receipt 9",
+            "evidence_file": (io.BytesIO(b"\x89PNG fake"), "receipt.png"),
+        },
+        content_type="multipart/form-data",
+    )
+    assert r.status_code == 303
+    claim = session.scalar(select(Claim))
+    assert (
+        claim.evidence_file.startswith("claim-")
+        and (settings.instance_dir / "uploads" / claim.evidence_file).exists()
+    )
+    assert claim.campaign_id == t.campaign_id and claim.customer_id == t.customer_id
+    login(client, union.checker)
+    page = client.get("/checks/").get_data(as_text=True)
+    assert f"#{claim.id}" in page
+    assert client.get(f"/checks/{claim.id}/evidence").data == b"\x89PNG fake"
+    r = client.post(f"/checks/{claim.id}/reject", data={"reason": ""}, follow_redirects=True)
+    assert b"a reason is required" in r.data
+    r = client.post(f"/checks/{claim.id}/verify", data={})
+    assert r.status_code == 303
+    session.expire_all()
+    assert session.get(Claim, claim.id).state == "verified"
+    login(client, union.m1)
+    assert b"verified" in client.get("/queue/claims").data
+    assert (
+        session.scalar(
+            select(func.count()).select_from(Notification).where(Notification.staff_id == union.m1.id)
+        )
+        == 1
+    )
+
+
+def test_checker_cannot_verify_own_claim_and_other_branch_is_404(client, session, union, factories):
+    from org.services import create_staff
+    from tasks import claims
+
+    dual = create_staff(session, branch=union.b1, roles=("manager", "checker"), staff_no="MK01", name="双岗")
+    session.commit()
+    c = claims.submit(session, dual.id, measure="accounts_opened", evidence_text="r")
+    session.commit()
+    login(client, dual)
+    r = client.post(f"/checks/{c.id}/verify", data={})
+    assert r.status_code == 403 and b"your own claim" in r.data
+    assert b"your own claim" in client.get(f"/checks/{c.id}").data
+    # a checker of another branch cannot even see it
+    other = create_staff(session, branch=union.b2, roles=("checker",), staff_no="K0201", name="二社复核")
+    session.commit()
+    login(client, other)
+    assert client.get(f"/checks/{c.id}").status_code == 404
+
+
+def test_failure_report_and_notifications_page(client, session, union):
+    _, c, _, t = _setup(session, union)
+    from tasks import notify, services
+
+    services.fail(session, t, union.m1.id, "rival bank")
+    notify.notify(session, union.m1.id, "due_soon", "2 tasks due tomorrow", "/queue")
+    session.commit()
+    login(client, union.director_b1)
+    assert b"rival bank" in client.get("/queue/report/failures").data
+    login(client, union.m1)
+    page = client.get("/queue/notifications")
+    assert b"2 tasks due tomorrow" in page.data
+    assert b'data-testid="bell-count">1<' in client.get("/queue/").data
+    client.post("/queue/notifications", data={})
+    assert notify.unread_count(session, union.m1.id) == 0
