@@ -525,8 +525,8 @@ def insert_lines(session: Session, rows: list[dict[str, Any]]) -> None:
     dialect = session.get_bind().dialect.name
     if dialect == "postgresql":
         sql = (
-            f"INSERT INTO statement_line ({cols}) SELECT {cols} "
-            "FROM json_populate_recordset(NULL::statement_line, CAST(:data AS json))"  # noqa: S608 - fixed column names
+            f"INSERT INTO statement_line ({cols}) SELECT {cols} "  # noqa: S608 - fixed column names
+            "FROM json_populate_recordset(NULL::statement_line, CAST(:data AS json))"
         )
     else:
         picks = ", ".join(f"json_extract(value, '$.{c}')" for c in _LINE_COLUMNS)
