@@ -119,11 +119,11 @@ def detect(
     session.flush()
     counts: dict[str, int] = {}
     for kind, sql in (
-        ("asset_drop", _ASSET_DROP),
+        ("asset_drop", _CTES + _ASSET_DROP),
         ("unstable_funds", _UNSTABLE),
-        ("risk_change", _RISK_CHANGE),
+        ("risk_change", _CTES + _RISK_CHANGE),
     ):
-        result = session.execute(_statement(_INSERT_ALERT + _CTES + sql.replace("{json}", json_fn)), params)
+        result = session.execute(_statement(_INSERT_ALERT + sql.replace("{json}", json_fn)), params)
         counts[kind] = max(result.rowcount or 0, 0)  # type: ignore[attr-defined]
     due = (today or clock.today()) + dt.timedelta(days=int(t["task_due_days"]))
     counts["tasks"] = open_retention_tasks(session, period, due)
@@ -160,65 +160,68 @@ def _statement(sql: str) -> TextClause:
 # (INSERT first, WITH after it: drivers report the row count of statements that start with INSERT)
 _INSERT_ALERT = "INSERT INTO alert (customer_id, type, period, detail, created_at)"
 
-# the newest snapshot of each customer in the period, and the newest one before it
+# Per customer, one row: the newest snapshot in the period (cur_*) and the newest before it
+# (prev_*). One pass over the snapshots and no join between derived tables, so the plan stays
+# linear even before the planner has statistics (a fresh import in the same transaction).
 _CTES = """
-WITH cur AS (
-  SELECT customer_id, total, risk FROM (
-    SELECT s.customer_id, s.deposit_demand + s.deposit_time + s.wealth AS total,
-           COALESCE(s.risk_status, 'normal') AS risk,
-           ROW_NUMBER() OVER (PARTITION BY s.customer_id ORDER BY s.as_of DESC) AS rn
-    FROM snapshot s WHERE s.as_of >= :p_start AND s.as_of < :p_end
-  ) x WHERE rn = 1
-), prev AS (
-  SELECT customer_id, total, risk FROM (
-    SELECT s.customer_id, s.deposit_demand + s.deposit_time + s.wealth AS total,
-           COALESCE(s.risk_status, 'normal') AS risk,
-           ROW_NUMBER() OVER (PARTITION BY s.customer_id ORDER BY s.as_of DESC) AS rn
-    FROM snapshot s WHERE s.as_of >= :prev_from AND s.as_of < :p_start
-  ) x WHERE rn = 1
+WITH ranked AS (
+  SELECT s.customer_id, s.deposit_demand + s.deposit_time + s.wealth AS total,
+         COALESCE(s.risk_status, 'normal') AS risk,
+         CASE WHEN s.as_of >= :p_start THEN 1 ELSE 0 END AS in_period,
+         ROW_NUMBER() OVER (PARTITION BY s.customer_id, CASE WHEN s.as_of >= :p_start THEN 1 ELSE 0 END
+                            ORDER BY s.as_of DESC) AS rn
+  FROM snapshot s WHERE s.as_of >= :prev_from AND s.as_of < :p_end
+), pair AS (
+  SELECT customer_id,
+         MAX(CASE WHEN in_period = 1 THEN total END) AS cur_total,
+         MAX(CASE WHEN in_period = 0 THEN total END) AS prev_total,
+         MAX(CASE WHEN in_period = 1 THEN risk END) AS cur_risk,
+         MAX(CASE WHEN in_period = 0 THEN risk END) AS prev_risk
+  FROM ranked WHERE rn = 1 GROUP BY customer_id
 )
 """
 
 _ASSET_DROP = """
-SELECT cur.customer_id, 'asset_drop', :period,
-       {json}('previous', prev.total, 'current', cur.total, 'drop', prev.total - cur.total), :now
-FROM cur JOIN prev ON prev.customer_id = cur.customer_id
-WHERE prev.total > cur.total
-  AND (prev.total - cur.total > :drop_amount
-       OR (prev.total >= :drop_min AND prev.total - cur.total > :drop_pct * prev.total))
+SELECT p.customer_id, 'asset_drop', :period,
+       {json}('previous', p.prev_total, 'current', p.cur_total, 'drop', p.prev_total - p.cur_total), :now
+FROM pair p
+WHERE p.cur_total IS NOT NULL AND p.prev_total > p.cur_total
+  AND (p.prev_total - p.cur_total > :drop_amount
+       OR (p.prev_total >= :drop_min AND p.prev_total - p.cur_total > :drop_pct * p.prev_total))
   AND NOT EXISTS (SELECT 1 FROM alert a
-                  WHERE a.customer_id = cur.customer_id AND a.type = 'asset_drop' AND a.period = :period)
+                  WHERE a.customer_id = p.customer_id AND a.type = 'asset_drop' AND a.period = :period)
 ON CONFLICT DO NOTHING
 """
 
 _UNSTABLE = """
-, last_n AS (
-  SELECT customer_id, total FROM (
+WITH last_n AS (
+  SELECT customer_id, total, in_period FROM (
     SELECT s.customer_id, s.deposit_demand + s.deposit_time + s.wealth AS total,
+           CASE WHEN s.as_of >= :p_start THEN 1 ELSE 0 END AS in_period,
            ROW_NUMBER() OVER (PARTITION BY s.customer_id ORDER BY s.as_of DESC) AS rn
     FROM snapshot s WHERE s.as_of >= :cv_from AND s.as_of < :p_end
   ) x WHERE rn <= :cv_n
 ), stats AS (
   SELECT customer_id, AVG(total) AS mean, AVG(total * total) AS mean_sq, COUNT(*) AS k
-  FROM last_n GROUP BY customer_id
+  FROM last_n GROUP BY customer_id HAVING MAX(in_period) = 1
 )
-SELECT cur.customer_id, 'unstable_funds', :period,
-       {json}('mean', stats.mean, 'snapshots', stats.k), :now
-FROM cur JOIN stats ON stats.customer_id = cur.customer_id
-WHERE stats.k >= :cv_n AND stats.mean >= :cv_min
-  AND stats.mean_sq - stats.mean * stats.mean > :cv2 * stats.mean * stats.mean
+SELECT st.customer_id, 'unstable_funds', :period,
+       {json}('mean', st.mean, 'snapshots', st.k), :now
+FROM stats st
+WHERE st.k >= :cv_n AND st.mean >= :cv_min
+  AND st.mean_sq - st.mean * st.mean > :cv2 * st.mean * st.mean
   AND NOT EXISTS (SELECT 1 FROM alert a
-                  WHERE a.customer_id = cur.customer_id AND a.type = 'unstable_funds' AND a.period = :period)
+                  WHERE a.customer_id = st.customer_id AND a.type = 'unstable_funds' AND a.period = :period)
 ON CONFLICT DO NOTHING
 """
 
 _RISK_CHANGE = """
-SELECT cur.customer_id, 'risk_change', :period,
-       {json}('previous', COALESCE(prev.risk, 'normal'), 'current', cur.risk), :now
-FROM cur LEFT JOIN prev ON prev.customer_id = cur.customer_id
-WHERE cur.risk <> 'normal' AND cur.risk <> COALESCE(prev.risk, 'normal')
+SELECT p.customer_id, 'risk_change', :period,
+       {json}('previous', COALESCE(p.prev_risk, 'normal'), 'current', p.cur_risk), :now
+FROM pair p
+WHERE p.cur_risk IS NOT NULL AND p.cur_risk <> 'normal' AND p.cur_risk <> COALESCE(p.prev_risk, 'normal')
   AND NOT EXISTS (SELECT 1 FROM alert a
-                  WHERE a.customer_id = cur.customer_id AND a.type = 'risk_change' AND a.period = :period)
+                  WHERE a.customer_id = p.customer_id AND a.type = 'risk_change' AND a.period = :period)
 ON CONFLICT DO NOTHING
 """
 
