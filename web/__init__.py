@@ -130,6 +130,7 @@ def _register_domain_blueprints(app: Flask) -> None:
         "web.bounties",
         "web.campaign_dashboard",
         "web.campaign_staff",
+        "web.campaign_editor",
     ):
         try:
             mod = importlib.import_module(module)
