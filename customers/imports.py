@@ -305,8 +305,9 @@ def _import(
     supplied: set[str] | None = None
     _create_stage(conn, stage)
     try:
-        batch: list[dict[str, Any]] = []
-        lists: list[dict[str, Any]] = []
+        batch: list[tuple[Any, ...]] = []
+        lists: list[tuple[str, str]] = []
+        names = [column.name for column in stage.columns]
         for row, raw in read_rows(source, filename, kind):
             if supplied is None:
                 supplied = {name for name in raw if name != EXTRA_KEY}
@@ -316,7 +317,7 @@ def _import(
                 result.errors.extend(errors)
                 result.rejected += 1
             else:
-                batch.append(_staged(kind, row, clean, lists))
+                batch.append(_staged(kind, names, row, clean, lists))
             if len(batch) >= batch_size:
                 _stage_rows(conn, stage, batch, lists, pg)
                 batch, lists = [], []
@@ -438,47 +439,61 @@ def _index_stage(conn: Connection, kind: str, stage: Table) -> None:
     stage.indexes.discard(index)
 
 
-def _staged(kind: str, row: int, clean: dict[str, Any], lists: list[dict[str, Any]]) -> dict[str, Any]:
-    """The staging row of a clean row (every stage column present); list values go to ``lists``."""
-    out = {column.name: None for column in STAGES[kind].columns}
-    out["row_no"] = row
-    for name, value in clean.items():
-        if name in out:
-            out[name] = value
+def _staged(
+    kind: str, names: list[str], row: int, clean: dict[str, Any], lists: list[tuple[str, str]]
+) -> tuple[Any, ...]:
+    """The staging row of a clean row, in the stage's column order; list values go to ``lists``."""
     if kind == "customers" and "tags" in clean:
         tags = clean.get("tags") or []
-        out["tags"] = json.dumps(tags)
-        lists.extend({"key": clean["customer_no"], "value": tag} for tag in tags)
+        clean = {**clean, "tags": json.dumps(tags)}
+        lists.extend((clean["customer_no"], tag) for tag in tags)
     elif kind == "staff":
         roles = clean.get("roles") or []
-        out["roles"] = ";".join(roles)
-        lists.extend({"key": clean["staff_no"], "value": role} for role in roles)
-    return out
+        clean = {**clean, "roles": ";".join(roles)}
+        lists.extend((clean["staff_no"], role) for role in roles)
+    get = clean.get
+    return (row, *(get(name) for name in names[1:]))
 
 
 def _stage_rows(
-    conn: Connection, stage: Table, rows: list[dict[str, Any]], lists: list[dict[str, Any]], pg: bool
+    conn: Connection, stage: Table, rows: list[tuple[Any, ...]], lists: list[tuple[str, str]], pg: bool
 ) -> None:
+    """Write one batch into the staging tables on the driver connection (no per-row SQLAlchemy)."""
+    # a key appearing twice in the file puts its list twice: keep the set (the row is refused anyway)
+    unique = list(dict.fromkeys(lists))
     if pg:
         _copy(conn, stage, rows)
-    else:
-        conn.execute(stage.insert(), rows)
-    if lists:
-        # a key appearing twice in the file puts its list twice: keep the set (the row is refused anyway)
-        unique = list({(item["key"], item["value"]): item for item in lists}.values())
-        if pg:
+        if unique:
             _copy(conn, STAGE_LIST, unique, conflict_free=False)
-        else:
-            conn.execute(STAGE_LIST.insert().prefix_with("OR IGNORE"), unique)
+        return
+    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        columns = [column.name for column in stage.columns]
+        marks = ", ".join("?" * len(columns))
+        cursor.executemany(
+            f"INSERT INTO {stage.name} ({', '.join(columns)}) VALUES ({marks})",  # noqa: S608 - constant names
+            [tuple(map(_sqlite_value, row)) for row in rows],
+        )
+        if unique:
+            cursor.executemany(f"INSERT OR IGNORE INTO {STAGE_LIST.name} (key, value) VALUES (?, ?)", unique)  # noqa: S608
+    finally:
+        cursor.close()
 
 
-def _copy(conn: Connection, table: Table, rows: list[dict[str, Any]], conflict_free: bool = True) -> None:
+def _sqlite_value(value: Any) -> Any:
+    if value is None or isinstance(value, str | int):
+        return value
+    if isinstance(value, dt.date | Decimal):
+        return str(value)
+    return value
+
+
+def _copy(conn: Connection, table: Table, rows: list[tuple[Any, ...]], conflict_free: bool = True) -> None:
     """PostgreSQL ``COPY … FROM STDIN`` of ``rows`` into a staging table."""
     names = [column.name for column in table.columns]
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    for row in rows:
-        writer.writerow([_copy_value(row[name]) for name in names])
+    writer.writerows(tuple(map(_copy_value, row)) for row in rows)
     buffer.seek(0)
     target = table.name
     cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
