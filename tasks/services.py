@@ -59,9 +59,7 @@ def is_away(staff: Staff, today: dt.date | None = None) -> bool:
 
 
 def may_act(session: Session, staff_id: int, task: Task, today: dt.date | None = None) -> bool:
-    """Whether ``staff_id`` works this task: its owner (unless delegated away) or the substitute."""
-    if task.delegate_id == staff_id:
-        return True
+    """Whether ``staff_id`` works this task: its owner (unless away with a substitute) or that substitute."""
     owner = session.get(Staff, task.staff_id) if task.staff_id else None
     if owner is None:
         return False
