@@ -15,6 +15,7 @@ transitions of one row exactly one succeeds and the other raises :class:`Conflic
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -29,6 +30,9 @@ from transitions import Machine
 from config.database import utcnow
 from workflow.errors import ConflictError, GuardRefused, InvalidTransition, ReasonRequired
 from workflow.models import TransitionRecord
+
+# transitions logs every callback at INFO; in a worker that is noise and measurable cost
+logging.getLogger("transitions").setLevel(logging.WARNING)
 
 
 class Versioned:
