@@ -73,31 +73,45 @@ def point_in_time_reason(measure: str, basis: str | None) -> str | None:
 
 def check(session: Session, campaign: Campaign, today: dt.date | None = None) -> list[Finding]:
     """All findings for ``campaign``: blocking first, then warnings, then information."""
-    found: list[Finding] = []
-    names = _names(session, campaign)
-    for t in campaign.targets:
-        reason = point_in_time_reason(t.measure, t.basis)
-        if reason:
-            who = names.get(("staff", t.staff_id)) if t.staff_id else names.get(("branch", t.branch_id))
-            found.append(Finding("point_in_time_target", f"target of {who} on {reason}", True))
+    found = refusals(session, campaign)
     for i, rule in enumerate(campaign.rules or []):
-        reason = point_in_time_reason(str(rule.get("measure")), rule.get("basis"))
-        if reason:
-            found.append(Finding("point_in_time_rule", f"rule {rule.get('id', i)} pays on {reason}", True))
         text = " ".join(str(v) for v in rule.values()).lower()
         if any(w in text for w in RANK_WORDS):
             found.append(
                 Finding("pay_by_rank", f"rule {rule.get('id', i)} pays by rank or market share", False)
             )
-    found += stacked_targets(session, campaign, names)
+    found += stacked_targets(session, campaign)
     found += deposit_deviation_findings(session, campaign, today)
     found.sort(key=lambda f: _ORDER.get(f.level, 3))
     return found
 
 
+def refusals(session: Session, campaign: Campaign) -> list[Finding]:
+    """The blocking findings only: point-in-time (时点) deposit targets and rules. Cheap: no query
+    unless there is one to name."""
+    found: list[Finding] = []
+    for t in campaign.targets:
+        reason = point_in_time_reason(t.measure, t.basis)
+        if reason:
+            found.append(Finding("point_in_time_target", f"target of {_who(session, t)} on {reason}", True))
+    for i, rule in enumerate(campaign.rules or []):
+        reason = point_in_time_reason(str(rule.get("measure")), rule.get("basis"))
+        if reason:
+            found.append(Finding("point_in_time_rule", f"rule {rule.get('id', i)} pays on {reason}", True))
+    return found
+
+
 def blocking_findings(session: Session, campaign: Campaign) -> list[str]:
-    """Messages of the findings that refuse a launch."""
-    return [f.message for f in check(session, campaign) if f.blocking]
+    """Messages of the findings that refuse a launch (the launch guard ``compliant``)."""
+    return [f.message for f in refusals(session, campaign)]
+
+
+def _who(session: Session, target: Any) -> str:
+    if target.staff_id is not None:
+        staff = session.get(Staff, target.staff_id)
+        return f"{staff.name} ({staff.staff_no})" if staff else f"staff member {target.staff_id}"
+    branch = session.get(Branch, target.branch_id) if target.branch_id is not None else None
+    return f"branch {branch.code}" if branch else "a branch"
 
 
 def _names(session: Session, campaign: Campaign) -> dict[tuple[str, int | None], str]:
