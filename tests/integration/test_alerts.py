@@ -119,3 +119,19 @@ def test_bad_period_is_refused():
     with pytest.raises(ValueError, match="YYYY-MM"):
         alerts.period_bounds("2026-13")
     assert alerts.period_bounds("2026-12") == (dt.date(2026, 12, 1), dt.date(2027, 1, 1))
+
+
+def test_after_snapshot_import_job_recomputes_and_detects(session, union):
+    from customers.jobs import after_snapshot_import
+    from customers.models import Customer
+
+    c = make_customer(session, union.b1, union.m1)
+    other = make_customer(session, union.b1, union.m1)
+    _snapshots(session, c, [100_000] * 6 + [40_000])
+    _snapshots(session, other, [10_000] * 7)
+    session.commit()
+    result = after_snapshot_import.delay("2026-10-31").get()
+    assert result["asset_drop"] == 1 and result["tasks"] == 1 and result["key_customers"] >= 1
+    session.expire_all()
+    assert session.get(Customer, c.id).contribution_rank == 1
+    assert after_snapshot_import.delay().get()["tasks"] == 0  # idempotent
