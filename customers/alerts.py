@@ -64,13 +64,25 @@ TASK_TITLES = {
 }
 
 
-def thresholds_from_settings(extra: Mapping[str, str] | None) -> dict[str, Any]:
-    """Thresholds overridden by settings (``CAMPAIGNFLOW_ALERT_DROP_PCT`` … in ``Settings.extra``)."""
+def thresholds_from_settings(env: Mapping[str, str] | None) -> dict[str, Any]:
+    """Thresholds overridden by ``CAMPAIGNFLOW_ALERT_DROP_PCT``, ``…_DROP_AMOUNT``, ``…_CV_THRESHOLD`` …
+
+    ``env`` is the process environment (or any mapping); a bad value raises ``ValueError`` naming
+    the variable.
+    """
     out = dict(DEFAULT_THRESHOLDS)
     for key, default in DEFAULT_THRESHOLDS.items():
-        raw = (extra or {}).get(f"CAMPAIGNFLOW_ALERT_{key.upper()}") or (extra or {}).get(f"alert_{key}")
-        if raw:
-            out[key] = int(raw) if isinstance(default, int) else Decimal(str(raw))
+        name = f"CAMPAIGNFLOW_ALERT_{key.upper()}"
+        raw = (env or {}).get(name)
+        if raw is None or not str(raw).strip():
+            continue
+        try:
+            value: Any = int(raw) if isinstance(default, int) else Decimal(str(raw).strip())
+        except (ValueError, ArithmeticError):
+            raise ValueError(f"{name}={raw!r} is not a number") from None
+        if value < 0 or (isinstance(value, Decimal) and not value.is_finite()):
+            raise ValueError(f"{name}={raw!r} must be a non-negative number")
+        out[key] = value
     return out
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 from typing import Any
 
 from celery import shared_task
@@ -14,12 +15,8 @@ from customers.models import Snapshot
 
 
 def _thresholds() -> dict[str, Any]:
-    try:
-        from config.settings import Settings
-
-        return alerts.thresholds_from_settings(Settings.from_env().extra)
-    except Exception:  # noqa: BLE001 - a bad optional setting must not stop the job: defaults apply
-        return dict(alerts.DEFAULT_THRESHOLDS)
+    """Alert thresholds: module defaults, overridden by ``CAMPAIGNFLOW_ALERT_*`` variables."""
+    return alerts.thresholds_from_settings(os.environ)
 
 
 @shared_task(name="customers.after_snapshot_import", ignore_result=True, acks_late=True)

@@ -111,6 +111,10 @@ def test_thresholds_are_configurable(session, union):
         {"CAMPAIGNFLOW_ALERT_DROP_PCT": "0.2", "CAMPAIGNFLOW_ALERT_CV_SNAPSHOTS": "4"}
     )
     assert t["drop_pct"] == Decimal("0.2") and t["cv_snapshots"] == 4
+    import pytest
+
+    with pytest.raises(ValueError, match="CAMPAIGNFLOW_ALERT_DROP_AMOUNT"):
+        alerts.thresholds_from_settings({"CAMPAIGNFLOW_ALERT_DROP_AMOUNT": "lots"})
 
 
 def test_bad_period_is_refused():
