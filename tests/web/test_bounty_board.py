@@ -79,15 +79,6 @@ def test_manager_cannot_post(client, session, union):
     assert session.scalars(select(Bounty)).all() == []
 
 
-def test_post_without_csrf_token_is_refused(csrf_app, session, union):
-    client = csrf_app.test_client()
-    c = make_customer(session, union.b1)
-    session.commit()
-    login(client, union.director_b1)
-    assert client.post("/bounties/", data=_form(c.customer_no)).status_code == 400
-    assert session.scalars(select(Bounty)).all() == []
-
-
 def test_director_withdraws_with_reason(client, session, union):
     c = make_customer(session, union.b1)
     session.commit()
