@@ -308,6 +308,8 @@ def _import(
         batch: list[tuple[Any, ...]] = []
         lists: list[tuple[str, str]] = []
         names = [column.name for column in stage.columns]
+        # SQLite binds neither Decimal nor (without deprecated adapters) date: text, as SQLAlchemy stores them
+        as_text = None if pg else [isinstance(c.type, Date | Numeric) for c in stage.columns]
         for row, raw in read_rows(source, filename, kind):
             if supplied is None:
                 supplied = {name for name in raw if name != EXTRA_KEY}
@@ -317,7 +319,7 @@ def _import(
                 result.errors.extend(errors)
                 result.rejected += 1
             else:
-                batch.append(_staged(kind, names, row, clean, lists))
+                batch.append(_staged(kind, names, row, clean, lists, as_text))
             if len(batch) >= batch_size:
                 _stage_rows(conn, stage, batch, lists, pg)
                 batch, lists = [], []
@@ -440,7 +442,12 @@ def _index_stage(conn: Connection, kind: str, stage: Table) -> None:
 
 
 def _staged(
-    kind: str, names: list[str], row: int, clean: dict[str, Any], lists: list[tuple[str, str]]
+    kind: str,
+    names: list[str],
+    row: int,
+    clean: dict[str, Any],
+    lists: list[tuple[str, str]],
+    as_text: list[bool] | None,
 ) -> tuple[Any, ...]:
     """The staging row of a clean row, in the stage's column order; list values go to ``lists``."""
     if kind == "customers" and "tags" in clean:
@@ -452,7 +459,14 @@ def _staged(
         clean = {**clean, "roles": ";".join(roles)}
         lists.extend((clean["staff_no"], role) for role in roles)
     get = clean.get
-    return (row, *(get(name) for name in names[1:]))
+    if as_text is None:
+        return (row, *(get(name) for name in names[1:]))
+    values = [get(name) for name in names]
+    values[0] = row
+    for i, text_value in enumerate(as_text):
+        if text_value and values[i] is not None:
+            values[i] = str(values[i])
+    return tuple(values)
 
 
 def _stage_rows(
@@ -472,20 +486,12 @@ def _stage_rows(
         marks = ", ".join("?" * len(columns))
         cursor.executemany(
             f"INSERT INTO {stage.name} ({', '.join(columns)}) VALUES ({marks})",  # noqa: S608 - constant names
-            [tuple(map(_sqlite_value, row)) for row in rows],
+            rows,
         )
         if unique:
             cursor.executemany(f"INSERT OR IGNORE INTO {STAGE_LIST.name} (key, value) VALUES (?, ?)", unique)  # noqa: S608
     finally:
         cursor.close()
-
-
-def _sqlite_value(value: Any) -> Any:
-    if value is None or isinstance(value, str | int):
-        return value
-    if isinstance(value, dt.date | Decimal):
-        return str(value)
-    return value
 
 
 def _copy(conn: Connection, table: Table, rows: list[tuple[Any, ...]], conflict_free: bool = True) -> None:
