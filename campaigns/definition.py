@@ -875,7 +875,7 @@ def definition_of(campaign: Campaign) -> Definition:
         end=campaign.end_date,
         population=dict(campaign.population or {}),
         targets=targets,
-        tasks=[dict(t) for t in campaign.task_templates or []],
+        tasks=[dict(t) for t in campaign.task_templates or []] or _kind_tasks(campaign.kind),
         rules=rules,
         rules_none=bool(campaign.rules_none),
         budget=Decimal(campaign.budget) if campaign.budget is not None else None,
@@ -938,3 +938,9 @@ def dump_yaml(data: Any) -> str:
     return yaml.dump(
         data, Dumper=_Dumper, allow_unicode=True, sort_keys=False, default_flow_style=None, width=110
     )
+
+
+def _kind_tasks(kind: str) -> list[dict[str, Any]]:
+    """A campaign stored without task templates gets its kind's defaults on export (or none)."""
+    spec = kinds.KINDS.get(kind)
+    return spec.default_tasks() if spec else []

@@ -73,7 +73,7 @@ def load(file: Path, replace: bool) -> None:
         _fail(f"refused: {exc}", 1)
     click.echo(summary)
     for f in findings:
-        click.echo(f"  {'BLOCKS LAUNCH' if f.blocking else 'warning'}: {f.message}")
+        click.echo(f"  {'BLOCKS LAUNCH' if f.blocking else f.level}: {f.message}")
 
 
 @campaigns_cli.command("export")

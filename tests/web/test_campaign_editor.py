@@ -246,3 +246,47 @@ def test_count_is_grouped_like_the_journey(app):
     with app.test_request_context():
         assert format_count(1284) == "1 284 customers"
         assert format_count(1) == "1 customer"
+
+
+def test_split_by_weight_and_stacked_targets_flagged(client, session, union):
+    c = make_campaign(session, union.director_b1, [union.b1], targets=[])
+    session.commit()
+    login(client, union.director_b1)
+    b, m1, m2 = union.b1.id, union.m1.id, union.m2.id
+    grid = {
+        "measure": "accounts_opened",
+        "basis": "daily_average",
+        f"b_{b}": "300",
+        f"w_{m1}": "2",
+        f"w_{m2}": "1",
+    }
+    r = client.post(step_url(c.id, "targets"), data=grid | {"action": "split_weight"})
+    html = r.get_data(as_text=True)
+    assert re.search(rf'name="s_{m1}"[^>]*value="200.00"', html) and re.search(
+        rf'name="s_{m2}"[^>]*value="100.00"', html
+    )
+    assert re.search(rf'<option selected value="by_weight">|<option value="by_weight" selected', html)
+
+    r = client.post(step_url(c.id, "targets"), data=grid | {f"split_{b}": "by_weight", "action": "save"})
+    assert r.status_code == 303, re.findall(r"<li>(.*?)</li>", r.get_data(as_text=True), re.S)
+    session.commit()
+    (t,) = c.targets
+    assert t.split == "by_weight" and {k: Decimal(v) for k, v in t.weights.items()} == {
+        "M0101": 2,
+        "M0102": 1,
+    }
+
+    staff = {f"s_{m1}": "250", f"s_{m2}": "100"}
+    r = client.post(step_url(c.id, "targets"), data=grid | staff | {"action": "save"})
+    assert r.status_code == 303
+    html = client.get(r.headers["Location"]).get_data(as_text=True)
+    assert 'data-testid="finding-stacked_targets"' in html
+    assert "层层加码" in html and "350" in html and "50 more than its target 300" in html
+
+
+def test_editor_forms_need_the_csrf_token(csrf_app, session, union):
+    client = csrf_app.test_client()
+    login(client, union.director_b1)
+    r = client.post("/campaigns/editor/new", data=basics())
+    assert r.status_code in (400, 422)
+    assert session.scalar(select(func.count()).select_from(Campaign)) == 0
