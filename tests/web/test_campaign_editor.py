@@ -265,7 +265,7 @@ def test_split_by_weight_and_stacked_targets_flagged(client, session, union):
     assert re.search(rf'name="s_{m1}"[^>]*value="200.00"', html) and re.search(
         rf'name="s_{m2}"[^>]*value="100.00"', html
     )
-    assert re.search(rf'<option selected value="by_weight">|<option value="by_weight" selected', html)
+    assert re.search(r'<option selected value="by_weight">|<option value="by_weight" selected', html)
 
     r = client.post(step_url(c.id, "targets"), data=grid | {f"split_{b}": "by_weight", "action": "save"})
     assert r.status_code == 303, re.findall(r"<li>(.*?)</li>", r.get_data(as_text=True), re.S)
