@@ -230,6 +230,12 @@ def _editable(campaign: Campaign) -> None:
         raise NotEditable(campaign)
 
 
+def _kind_choices() -> list[SelectChoice]:
+    from flask_babel import get_locale
+
+    return ch(kinds.kind_choices("zh" if str(get_locale()).startswith("zh") else "en"))
+
+
 def _branch_choices() -> list[tuple[str, str]]:
     scope = current_scope()
     stmt = (
@@ -327,12 +333,12 @@ def _render(template: str, campaign: Campaign | None, step: str, **ctx: Any) -> 
 @roles_required("director")
 def new() -> Any:
     form = BasicsForm()
-    form.kind.choices = ch(kinds.kind_choices())
+    form.kind.choices = _kind_choices()
     form.branches.choices = ch(_branch_choices())
     scope = current_scope()
     union_wide = scope.branches_for("director") is None
     if request.method == "GET":
-        form.kind.data = request.args.get("kind", "deposit_drive")
+        form.kind.data = request.args.get("kind") or next(iter(kinds.KINDS))
     errors: list[str] = []
     if form.validate_on_submit():
         spec = kinds.get_kind(form.kind.data)
@@ -395,7 +401,7 @@ def edit(campaign_id: int, step: str) -> Any:
 
 def _edit_basics(campaign: Campaign) -> Any:
     form = BasicsForm()
-    form.kind.choices = ch(kinds.kind_choices())
+    form.kind.choices = _kind_choices()
     form.branches.choices = ch(_branch_choices())
     union_wide = current_scope().branches_for("director") is None
     if request.method == "GET":

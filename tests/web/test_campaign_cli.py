@@ -158,3 +158,25 @@ def test_launch_by_a_director_of_another_branch_is_refused(runner, session, unio
     assert r.exit_code == 1 and "beyond your branches" in r.output
     r = runner.invoke(args=["campaigns", "launch", "DEP-T-01", "--actor", "X9"])
     assert r.exit_code == 2
+
+
+def test_all_branches_round_trip_and_a_branch_director_cannot_own_them(runner, session, union, tmp_path):
+    text = yaml_text(
+        **{
+            "branches: [B01, B02]": "branches: all",
+            "- {measure: accounts_opened, branch: B01, value: 300, split: by_headcount}\n": "",
+        }
+    )
+    r = runner.invoke(args=["campaigns", "load", write(tmp_path, text)])
+    assert r.exit_code == 0, r.output
+    c = session.scalar(select(Campaign))
+    assert c.all_branches and c.branches == []
+    assert runner.invoke(args=["campaigns", "export", "DEP-T-01"]).output == text
+    r = runner.invoke(
+        args=[
+            "campaigns",
+            "load",
+            write(tmp_path, text.replace("owner: D0001", "owner: D0101").replace("DEP-T-01", "DEP-T-02")),
+        ]
+    )
+    assert r.exit_code == 2 and "owner: expected a director whose scope covers every branch" in r.output
