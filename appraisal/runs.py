@@ -147,23 +147,26 @@ def begin_run(
     return run
 
 
-def compute_run(
+@dataclass(frozen=True)
+class Prepared:
+    """The outcome of the read phase of a run: what :func:`write_run` stores."""
+
+    month: str
+    branch_id: int | None
+    key: str
+    run_id: int | None
+    computed: Computed
+
+
+def prepare_run(
     session: Session,
     month: str,
     scope_branch_id: str | int | None = None,
     progress: Progress | None = None,
-    actor_id: int | None = None,
     *,
     delay: float = 0.0,
-) -> IncentiveRun:
-    """Compute (or recompute) the run of ``month`` for the union or one branch, in the caller's transaction.
-
-    Reads first (``progress`` is only called before anything is written, so on SQLite a reporter
-    writing in its own transaction never waits for ours), then writes the run, its lines in one
-    statement, and flips it to ``computed``. Raises :class:`RunError` or
-    :class:`~appraisal.ledger.MonthError` on bad input, with nothing changed. ``delay`` (seconds,
-    tests only) slows each phase so a worker can be killed mid-run.
-    """
+) -> Prepared:
+    """The read phase of a run: check the month and scope, aggregate, decide. Writes nothing."""
     report = progress or (lambda done, total, message: None)
     month = parse_month(month)
     branch_id, key = _scope(session, scope_branch_id)
@@ -176,12 +179,18 @@ def compute_run(
     _pause(delay)
     report(2, PHASES, "writing statements")
     _pause(delay)
-    # -- from here on: writes, all in this one transaction ------------------------------------
+    return Prepared(month, branch_id, key, existing.id if existing else None, computed)
+
+
+def write_run(session: Session, prepared: Prepared, actor_id: int | None = None) -> IncentiveRun:
+    """The write phase: the run, all its lines (one statement) and the flip to computed, in this transaction."""
+    month, branch_id, key, computed = prepared.month, prepared.branch_id, prepared.key, prepared.computed
     run = begin_run(session, month, key if branch_id is not None else None, actor_id)
+    if prepared.run_id not in (None, run.id):  # pragma: no cover - the unique (month, scope) forbids it
+        raise RunError(f"the run of {month} changed while it was computed; run it again")
     session.execute(delete(StatementLine).where(StatementLine.run_id == run.id))
-    for row in computed.rows:
-        row["run_id"] = run.id
-    insert_lines(session, computed.rows)
+    rows = [dict(row, run_id=run.id) for row in computed.rows]
+    insert_lines(session, rows)
     if computed.dispute_ids:
         session.execute(
             update(Dispute).where(Dispute.id.in_(computed.dispute_ids)).values(applied_run_id=run.id)
@@ -194,12 +203,34 @@ def compute_run(
     run.total = computed.total
     run.totals = computed.totals
     run.rule_versions = computed.rule_versions
-    run.line_count = len(computed.rows)
+    run.line_count = len(rows)
     run.staff_count = computed.staff_count
     run.result_hash = computed.result_hash
     run.computations = (run.computations or 0) + 1
-    run_workflow.fire(session, run, "finish", actor_id=actor_id, payload={"lines": len(computed.rows)})
+    run_workflow.fire(session, run, "finish", actor_id=actor_id, payload={"lines": len(rows)})
     return run
+
+
+def compute_run(
+    session: Session,
+    month: str,
+    scope_branch_id: str | int | None = None,
+    progress: Progress | None = None,
+    actor_id: int | None = None,
+    *,
+    delay: float = 0.0,
+) -> IncentiveRun:
+    """Compute (or recompute) the run of ``month`` for the union or one branch, in the caller's transaction.
+
+    Reads first, then writes the run, its lines in one statement, and flips it to ``computed``.
+    Raises :class:`RunError` or :class:`~appraisal.ledger.MonthError` on bad input, with nothing
+    changed. ``progress`` must not write to the database here on SQLite (a reporter committing
+    in its own transaction would make ours unable to write): the job uses :func:`prepare_run`
+    and :func:`write_run` in two transactions instead. ``delay`` (seconds, tests only) slows
+    each phase so a worker can be killed mid-run.
+    """
+    prepared = prepare_run(session, month, scope_branch_id, progress, delay=delay)
+    return write_run(session, prepared, actor_id)
 
 
 def _pause(delay: float) -> None:

@@ -1,0 +1,54 @@
+"""Celery jobs of appraisal: the monthly incentive run with progress.
+
+A run is one task per scope (union or branch) — never per staff member. It computes in ONE
+transaction (:func:`appraisal.runs.compute_run`), so a worker killed at any point leaves the run
+as it was (``computing`` with no lines, or its previous complete version); the redelivered or
+restarted job computes it again from scratch and gives the same figures.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import shared_task
+from sqlalchemy.orm import Session
+
+from appraisal.runs import begin_run, prepare_run, run_delay, write_run
+from config.database import db, run_after_commit
+from workflow.models import JobProgress
+from workflow.progress import track
+
+
+@shared_task(name="appraisal.run_month", ignore_result=True, acks_late=True)
+def run_month(
+    month: str, scope: str | None = None, progress_id: int | None = None, actor_id: int | None = None
+) -> None:
+    """Compute the incentive run of ``month`` for ``scope`` (a branch code, or None for the union)."""
+    with track(progress_id) as report:
+        # read phase with progress (its own transaction), then every write in one transaction
+        with db.transaction() as session:
+            prepared = prepare_run(session, month, scope, progress=report, delay=run_delay())
+        with db.transaction() as session:
+            run = write_run(session, prepared, actor_id)
+            result: dict[str, Any] = {
+                "run": run.id,
+                "lines": run.line_count,
+                "staff": run.staff_count,
+                "total": f"{run.total:.2f}",
+            }
+        report.result = result
+
+
+def start_run(
+    session: Session, month: str, scope: str | None, actor_id: int | None
+) -> tuple[Any, JobProgress]:
+    """Show the run as computing and queue its job after the caller commits. Returns (run, progress)."""
+    run = begin_run(session, month, scope, actor_id)
+    progress = JobProgress(
+        kind="incentive_run", subject=f"run:{run.month}:{run.scope_key}", owner_id=actor_id, total=4
+    )
+    session.add(progress)
+    session.flush()
+    args = (run.month, scope or None, progress.id, actor_id)
+    run_after_commit(session, lambda: run_month.delay(*args))
+    return run, progress
