@@ -687,7 +687,7 @@ def _edit_rules(campaign: Campaign) -> Any:
         if form.action.data == "pick" and not form.rules.errors:
             have = {r.get("id") for r in rules or [] if isinstance(r, dict)}
             rules = list(rules or []) + [defaults[rid] for rid in form.pick.data if rid not in have]
-            form.rules.data = _yaml_list(load_yaml(dump_yaml(rules)))
+            form.rules.data = _yaml_list([_normalised(r) for r in rules])
         elif not form.rules.errors and not form.tasks.errors:
             current["rules"] = "none" if form.no_rules.data and not rules else (rules or [])
             current["tasks"] = tasks if tasks is not None else []
@@ -705,6 +705,16 @@ def _edit_rules(campaign: Campaign) -> Any:
     return _render(
         "rules.html", campaign, "rules", form=form, errors=errors, whatif=whatif, whatif_error=whatif_error
     ), status
+
+
+def _normalised(rule: Any) -> Any:
+    """A rule as the YAML export writes it (numbers unquoted), or as given when it is not valid yet."""
+    from appraisal.rules import RuleErrors, parse_rule
+
+    try:
+        return parse_rule(rule).to_dict()
+    except RuleErrors:
+        return rule
 
 
 def _rules_field(path: str) -> str | None:

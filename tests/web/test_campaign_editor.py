@@ -290,3 +290,18 @@ def test_editor_forms_need_the_csrf_token(csrf_app, session, union):
     r = client.post("/campaigns/editor/new", data=basics())
     assert r.status_code in (400, 422)
     assert session.scalar(select(func.count()).select_from(Campaign)) == 0
+
+
+def test_picking_the_kinds_default_rules(client, session, union):
+    c = make_campaign(session, union.director_b1, [union.b1], rules=[])
+    session.commit()
+    login(client, union.director_b1)
+    r = client.post(
+        step_url(c.id, "rules"), data={"rules": "", "pick": ["dep", "bonus"], "tasks": "", "action": "pick"}
+    )
+    html = r.get_data(as_text=True)
+    assert r.status_code == 200
+    assert "{id: dep, kind: percentage, measure: new_deposits, rate: 0.002, cap: 5000}" in html
+    assert "at: 1, amount: 500" in html
+    session.commit()
+    assert c.rules == []  # picking only fills the editor; saving stores
