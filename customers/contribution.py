@@ -104,7 +104,7 @@ def recompute(
         "n_high": math.ceil(n * cutoffs["high"]),
     }
     session.flush()
-    session.execute(recompute_statement(mode), params)
+    session.execute(recompute_statement(mode, session.get_bind().dialect.name), params)
     total, keys = session.execute(
         select(
             func.coalesce(func.sum(Customer.contribution), 0), func.count().filter(Customer.is_key.is_(True))
@@ -122,9 +122,9 @@ def recompute(
 _MONEY_PARAMS = ("s_dd", "s_dt", "s_loan", "s_wealth", "key_share")
 
 
-def recompute_statement(mode: str = "value") -> TextClause:
+def recompute_statement(mode: str = "value", dialect: str = "postgresql") -> TextClause:
     """:func:`recompute_sql` with typed parameters (Decimals bind on SQLite and PostgreSQL)."""
-    sql = recompute_sql(mode)
+    sql = recompute_sql(mode, dialect)
     return text(sql).bindparams(
         *(bindparam(name, type_=Numeric(12, 6)) for name in _MONEY_PARAMS if f":{name}" in sql),
         bindparam("start", type_=Date()),
@@ -132,45 +132,54 @@ def recompute_statement(mode: str = "value") -> TextClause:
     )
 
 
-def recompute_sql(mode: str = "value") -> str:
+def recompute_sql(mode: str = "value", dialect: str = "postgresql") -> str:
     """The one UPDATE statement. Bound parameters: start, end (the window), s_dd, s_dt, s_loan,
-    s_wealth (spreads), key_share, n_key (key customers by count), n_vip, n_high (rank cut-offs)."""
+    s_wealth (spreads), key_share, n_key (key customers by count), n_vip, n_high (rank cut-offs).
+
+    Rows whose four values do not change are not written (a re-run touches nothing)."""
     if mode == "value":
         # the smallest set reaching key_share of the total: rows whose preceding sum is still below it
-        key = "(r.total > 0 AND r.contrib > 0 AND r.cum - r.contrib < :key_share * r.total)"
+        key = "(w.total > 0 AND w.contrib > 0 AND w.cum - w.contrib < :key_share * w.total)"
     else:
-        key = "(r.contrib > 0 AND r.rn <= :n_key)"
-    return _RECOMPUTE_SQL.replace("{key}", key)
+        key = "(w.contrib > 0 AND w.rn <= :n_key)"
+    differs = "IS NOT" if dialect == "sqlite" else "IS DISTINCT FROM"
+    return _RECOMPUTE_SQL.replace("{key}", key).replace("{differs}", differs)
 
 
 _RECOMPUTE_SQL = """
 UPDATE customer SET
   contribution = r.contrib,
   contribution_rank = r.rn,
-  is_key = {key},
-  tier = CASE WHEN r.contrib > 0 AND r.rn <= :n_vip THEN 'vip'
-              WHEN r.contrib > 0 AND r.rn <= :n_high THEN 'high'
-              ELSE 'mass' END
+  is_key = r.is_key,
+  tier = r.tier
 FROM (
-  SELECT v.id, v.contrib,
-         ROW_NUMBER() OVER (ORDER BY v.contrib DESC, v.id) AS rn,
-         SUM(v.contrib) OVER (ORDER BY v.contrib DESC, v.id ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS cum,
-         SUM(v.contrib) OVER () AS total
+  SELECT w.id, w.contrib, w.rn, {key} AS is_key,
+         CASE WHEN w.contrib > 0 AND w.rn <= :n_vip THEN 'vip'
+              WHEN w.contrib > 0 AND w.rn <= :n_high THEN 'high'
+              ELSE 'mass' END AS tier
   FROM (
-    SELECT c.id,
-           ROUND(COALESCE(a.dd, 0) * :s_dd + COALESCE(a.dt, 0) * :s_dt
-                 + COALESCE(a.ln, 0) * :s_loan + COALESCE(a.wl, 0) * :s_wealth, 2) AS contrib
-    FROM customer c
-    LEFT JOIN (
-      SELECT s.customer_id, AVG(s.deposit_demand) AS dd, AVG(s.deposit_time) AS dt,
-             AVG(s.loan) AS ln, AVG(s.wealth) AS wl
-      FROM snapshot s
-      WHERE s.as_of > :start AND s.as_of <= :end
-      GROUP BY s.customer_id
-    ) a ON a.customer_id = c.id
-  ) v
+    SELECT v.id, v.contrib,
+           ROW_NUMBER() OVER (ORDER BY v.contrib DESC, v.id) AS rn,
+           SUM(v.contrib) OVER (ORDER BY v.contrib DESC, v.id ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS cum,
+           SUM(v.contrib) OVER () AS total
+    FROM (
+      SELECT c.id,
+             ROUND(COALESCE(a.dd, 0) * :s_dd + COALESCE(a.dt, 0) * :s_dt
+                   + COALESCE(a.ln, 0) * :s_loan + COALESCE(a.wl, 0) * :s_wealth, 2) AS contrib
+      FROM customer c
+      LEFT JOIN (
+        SELECT s.customer_id, AVG(s.deposit_demand) AS dd, AVG(s.deposit_time) AS dt,
+               AVG(s.loan) AS ln, AVG(s.wealth) AS wl
+        FROM snapshot s
+        WHERE s.as_of > :start AND s.as_of <= :end
+        GROUP BY s.customer_id
+      ) a ON a.customer_id = c.id
+    ) v
+  ) w
 ) r
 WHERE customer.id = r.id
+  AND (customer.contribution {differs} r.contrib OR customer.contribution_rank {differs} r.rn
+       OR customer.is_key {differs} r.is_key OR customer.tier {differs} r.tier)
 """
 
 
