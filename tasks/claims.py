@@ -279,7 +279,7 @@ def refresh_flags(session: Session, claim: Claim, policy: ClaimPolicy | None = N
 
 # -- access ------------------------------------------------------------------------------------
 def checker_filter(scope: Scope) -> Any:
-    return scope.branch_filter(Claim.branch_id, "checker", "admin")
+    return scope.branch_filter(Claim.__table__.c.branch_id, "checker", "admin")
 
 
 def get_claim_for_checker(session: Session, scope: Scope, claim_id: int) -> Claim:

@@ -52,6 +52,7 @@ def due_soon_reminders(session: Session, today: dt.date | None = None) -> int:
         .group_by(Task.staff_id)
     ).all()
     for staff_id, n in rows:
+        assert staff_id is not None  # filtered above
         notify(
             session,
             staff_id,

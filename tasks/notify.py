@@ -113,4 +113,4 @@ def mark_all_read(session: Session, staff_id: int) -> int:
         .where(Notification.staff_id == staff_id, Notification.read_at.is_(None))
         .values(read_at=utcnow())
     )
-    return int(res.rowcount or 0)
+    return int(getattr(res, "rowcount", 0) or 0)

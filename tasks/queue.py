@@ -50,7 +50,7 @@ def owner_away(today: dt.date, staff: Any = Staff) -> ColumnElement[bool]:
 # Statements are built once with bind parameters (``:sid``, ``:owners``, ``:today``, ``:lim``) and
 # reused: building a SELECT costs about as much as running it on an indexed queue.
 _SID = bindparam("sid", type_=Integer)
-_OWNERS = bindparam("owners", expanding=True)
+_OWNERS: Any = bindparam("owners", expanding=True)
 _TODAY = bindparam("today", type_=Date)
 _LIM = bindparam("lim", type_=Integer)
 

@@ -178,6 +178,8 @@ def record_follow_up(session: Session, task: Task, actor_id: int, data: FollowUp
         create_next_task(session, task, fu)
     if data.book_appointment_at is not None:
         customer = session.get(Customer, task.customer_id)
+        if customer is None:
+            raise NotFound(f"No customer {task.customer_id}")
         appt = book_appointment(
             session,
             actor_id,
