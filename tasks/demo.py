@@ -89,16 +89,23 @@ def seed(session: Session, ctx: Any) -> None:
                     next_due=today + dt.timedelta(days=3) if reaction in ("interested", "neutral") else None,
                     failure_reason="已在他行" if reaction == "declined" else None,
                 )
-                _try(session, lambda task=task, data=data: services.complete(session, task, staff_id, data))
+                _try(
+                    session,
+                    lambda task=task, data=data, sid=staff_id: services.complete(session, task, sid, data),
+                )
             elif i == 3:
                 _try(
                     session,
-                    lambda task=task: services.fail(session, task, staff_id, rng.choice(FAIL_REASONS)),
+                    lambda task=task, sid=staff_id: services.fail(
+                        session, task, sid, rng.choice(FAIL_REASONS)
+                    ),
                 )
             elif i == 4:
                 _try(
                     session,
-                    lambda task=task: services.snooze(session, task, staff_id, today + dt.timedelta(days=2)),
+                    lambda task=task, sid=staff_id: services.snooze(
+                        session, task, sid, today + dt.timedelta(days=2)
+                    ),
                 )
         session.flush()
         # claims: one verified, one submitted, one rejected
@@ -106,9 +113,9 @@ def seed(session: Session, ctx: Any) -> None:
         for j, task in enumerate(done):
             claim = _try(
                 session,
-                lambda task=task, j=j: claims.submit(
+                lambda task=task, j=j, sid=staff_id: claims.submit(
                     session,
-                    staff_id,
+                    sid,
                     measure="accounts_opened",
                     quantity="1",
                     amount=str(10000 * (j + 1)),
