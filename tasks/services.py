@@ -25,6 +25,7 @@ from tasks.models import (
     PLAN_SEED,
     REACTION_TRIGGERS,
     Appointment,
+    AppointmentState,
     FollowUp,
     Reaction,
     Task,
@@ -150,6 +151,11 @@ def complete(
         actor_id=actor_id,
         payload={"follow_up_id": follow_up.id} if follow_up else None,
     )
+    if task.source == "appointment" and task.detail and task.detail.get("appointment_id"):
+        appt = session.get(Appointment, int(task.detail["appointment_id"]))
+        if appt is not None and appt.state == AppointmentState.booked:
+            appt.state = AppointmentState.done  # the visit happened: its task was completed
+            session.flush()
     return follow_up
 
 

@@ -122,6 +122,12 @@ def test_key_customer_appointment_brings_the_director_and_notifies_both(session,
         )
         == 2
     )
+    # completing the appointment's task marks the visit done
+    appt_task = session.scalar(select(Task).where(Task.source_key == f"appt:{appt.id}"))
+    services.complete(
+        session, appt_task, union.m1.id, _fu(channel="branch", content="opened the time deposit")
+    )
+    assert appt.state == "done"
     # an ordinary customer: no director
     plain = make_customer(session, union.b1, union.m1)
     a2 = services.book_appointment(session, union.m1.id, plain, at, "open a card")
