@@ -463,6 +463,42 @@ def failures() -> Any:
     return render_template("queue/failures.html", rows=rows)
 
 
+KIND_LABELS = {
+    "contact": _l("contact"),
+    "follow_up": _l("follow-up"),
+    "visit": _l("visit"),
+    "retention": _l("retention"),
+    "appointment": _l("branch visit"),
+    "activation": _l("activation"),
+}
+
+
+def channel_label(channel: str | None) -> str:
+    """A channel's label: "Phone (电话)"."""
+    for c in CHANNEL_CHOICES:
+        if c.value == channel:
+            return str(c.label)
+    return channel or ""
+
+
+def kind_label(kind: str | None) -> str:
+    return str(KIND_LABELS.get(kind or "", kind or ""))
+
+
+def measure_label(measure: str | None) -> str:
+    """A measure's label in the user's language (from the rule engine's registry)."""
+    from flask_babel import get_locale
+
+    try:
+        from appraisal.rules import MEASURES
+    except ImportError:  # pragma: no cover
+        MEASURES = {}  # noqa: N806
+    m = MEASURES.get(measure or "")
+    if m is None:
+        return (measure or "").replace("_", " ")
+    return str(m.label_zh if str(get_locale()) == "zh_CN" else m.label_en)
+
+
 def notification_count() -> int:
     """Unread notifications of the signed-in person (the bell's number); 0 when signed out."""
     if not getattr(current_user, "is_authenticated", False):
@@ -474,4 +510,7 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(bp)
     app.jinja_env.globals["notification_count"] = notification_count
     app.jinja_env.globals["customer_label"] = customer_label
+    app.jinja_env.globals["channel_label"] = channel_label
+    app.jinja_env.globals["kind_label"] = kind_label
+    app.jinja_env.globals["measure_label"] = measure_label
     _ = dt  # dates are parsed by the forms
