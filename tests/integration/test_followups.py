@@ -174,3 +174,30 @@ def test_plan_is_kept_on_the_assignment(session, union, setup):
     assert a.plan["seed"] == "对客户可能做出的反应进行初步评估并且制定应对方案"
     with pytest.raises(services.InputError, match="goal"):
         services.set_plan(session, a, " ", [])
+
+
+def test_two_devices_completing_one_task_exactly_one_wins(session, union, setup):
+    """CONC-01: the same task completed from two phones at once: one succeeds, the other gets a
+    conflict; one follow-up, one history row per transition."""
+    from config.database import db
+    from workflow.errors import ConflictError
+    from workflow.models import TransitionRecord
+
+    _, _, _, t = setup
+    a, b = db.factory(), db.factory()
+    try:
+        ta, tb = a.get(Task, t.id), b.get(Task, t.id)  # both phones loaded version 1
+        services.complete(a, ta, union.m1.id, _fu(content="from phone A"))
+        a.commit()
+        with pytest.raises((ConflictError, InvalidTransition)):
+            services.complete(b, tb, union.m1.id, _fu(content="from phone B"))
+        b.rollback()
+    finally:
+        a.close()
+        b.close()
+    session.expire_all()
+    assert [f.content for f in session.scalars(select(FollowUp))] == ["from phone A"]
+    triggers = [
+        r.trigger for r in session.scalars(select(TransitionRecord).where(TransitionRecord.entity == "task"))
+    ]
+    assert triggers == ["start", "complete"]
