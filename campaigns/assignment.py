@@ -10,8 +10,9 @@ Who gets which customer, in order:
    branch's active managers within their capacity: least loaded first, ties broken by a draw
    seeded from the campaign code (never seniority) — ``least loaded in branch (n open)``;
 4. whatever exceeds every capacity stays in the **branch pool**, where managers claim it
-   (:mod:`campaigns.pool`), and the campaign owner is alerted (a ``JobProgress`` row of kind
-   ``assignment_alert``, subject ``campaign-alert:<code>``, owner = the campaign owner).
+   (:mod:`campaigns.pool`), and the campaign owner is alerted: a ``JobProgress`` row of kind
+   ``assignment_alert``, subject ``campaign-alert:<code>``, owner = the campaign owner, and an
+   in-app notification (``tasks.notify.notify``, kind ``assignment_alert``, once per campaign).
 
 Inactive, on-leave and departed staff are never assigned. The distribution is planned in Python
 per staff member (round bands, :func:`plan_bands`) and applied by one ``INSERT … SELECT`` that
@@ -430,6 +431,18 @@ def _alert_unassigned(session: Session, campaign: Campaign) -> int:
     row.state, row.done, row.total, row.message = "done", total, total, message
     row.result = {code: n for code, n in per_branch}
     session.flush()
+    try:  # and the bell of the owner (once per campaign)
+        from tasks.notify import notify
+    except ImportError:  # pragma: no cover - the notifier is part of the product
+        return total
+    notify(
+        session,
+        campaign.owner_id,
+        "assignment_alert",
+        message,
+        link=f"/campaigns/{campaign.id}",
+        key=f"assignment-alert:{campaign.id}",
+    )
     return total
 
 

@@ -85,6 +85,10 @@ def test_balanced_by_load_within_capacity_rest_stays_in_pool_and_alerts(session,
     alert = assignment.unassigned_alert(session, campaign)
     assert alert is not None and alert.owner_id == union.director_b1.id
     assert "4 assignments" in alert.message and "B01: 4" in alert.message
+    from tasks.models import Notification
+
+    bell = session.scalars(select(Notification).where(Notification.staff_id == union.director_b1.id)).all()
+    assert [n.kind for n in bell] == ["assignment_alert"] and "B01: 4" in bell[0].text
     # the scratch plan is gone
     assert session.scalar(select(func.count()).select_from(DistributionBand)) == 0
 
