@@ -93,7 +93,7 @@ def score_month(data: MonthData, weights: dict[str, Any] | None = None) -> dict[
     scores: dict[int, Score] = {}
     with localcontext(MONEY_CONTEXT):
         for sid, staff in data.staff.items():
-            if not staff.is_manager:
+            if not staff.is_manager or staff.status == "departed":
                 continue
             attainments: list[Decimal] = []
             done = overdue = follow_ups = Decimal(0)

@@ -436,3 +436,30 @@ def test_event_order_does_not_matter(session, union, factories, month, order) ->
     if not hasattr(test_event_order_does_not_matter, "first"):
         test_event_order_does_not_matter.first = got  # type: ignore[attr-defined]
     assert got == test_event_order_does_not_matter.first  # type: ignore[attr-defined]
+
+
+def test_rule_version_amendment_is_named_by_the_run(session, example, month) -> None:  # noqa: ANN001
+    u, camp_a, _b, _bounty = example
+    first, last = ledger.month_bounds(month)
+    rules = [dict(r) for r in camp_a.rules]
+    rules[0] = {"id": "acc", "kind": "piece_rate", "measure": "accounts_opened", "rate": "25"}
+    runs.add_rule_version(session, camp_a, rules, last, actor_id=u.director.id, note="rate up")
+    session.commit()
+    run = runs.compute_run(session, month)
+    session.commit()
+    assert run.rule_versions == {"DEP-A": 2, "PAY-B": 1}
+    assert lines_by(session, run)[("M0101", "acc")] == D("150.00")
+    with pytest.raises(runs.RunError, match="rules"):
+        runs.add_rule_version(session, camp_a, [{"id": "x", "kind": "piece_rate"}], last)
+
+
+def test_same_hash_on_every_database(session, example, month) -> None:  # noqa: ANN001
+    """The canonical lines hash to the same SHA-256 on SQLite and PostgreSQL (CI runs both)."""
+    run = runs.compute_run(session, month)
+    session.commit()
+    canon = sorted((k, str(v)) for k, v in lines_by(session, run).items())
+    assert canon == sorted((k, str(v)) for k, v in EXPECTED.items())
+    # measured on SQLite and on PostgreSQL: the same statements to the fen and to the letter
+    assert run.result_hash == "5499d77bf15a44ad699425be5c4727ed3b5b78c148bd493eb4ee6fc8de06e919"
+    again = runs.decide(session, runs.gather(session, month, None), run.id)
+    assert again.result_hash == run.result_hash
