@@ -216,6 +216,16 @@ STAGE_LIST = Table(
     prefixes=["TEMPORARY"],
 )
 
+#: The table each kind lands in, and the row count from which PostgreSQL re-analyses it.
+TARGETS = {
+    "branches": "branch",
+    "staff": "staff",
+    "customers": "customer",
+    "snapshots": "snapshot",
+    "holdings": "holding",
+}
+ANALYZE_AFTER = 10_000
+
 #: Natural key columns of each kind (in the staging table).
 KEYS: dict[str, tuple[str, ...]] = {
     "branches": ("branch_code",),
@@ -344,6 +354,10 @@ def _import(
         result.applied = conn.scalar(select(func.count()).select_from(stage)) or 0
         if result.applied:
             APPLY[kind](conn, stage, supplied, pg)
+            if pg and result.applied >= ANALYZE_AFTER:
+                # a bulk load leaves the planner without statistics until autovacuum comes by;
+                # the recompute job that follows a snapshots import needs them
+                conn.exec_driver_sql(f"ANALYZE {TARGETS[kind]}")
             if kind == "snapshots":
                 _after_snapshots(session, conn, stage)
         return result
