@@ -181,7 +181,30 @@ def post(
         b.id,
         detail={"amount": str(money), "customer_id": customer.id},
     )
+    _tell_branch_managers(session, b)
     return b
+
+
+def _tell_branch_managers(session: Session, b: Bounty) -> None:
+    """A bell notice to the active managers of the bounty's branch (a loop over staff, not rows)."""
+    try:
+        from tasks.notify import notify
+    except ImportError:  # pragma: no cover - the notifier is part of the product
+        return
+    from org.models import Staff, StaffRole, StaffStatus
+
+    managers = session.scalars(
+        select(Staff.id).where(
+            Staff.branch_id == b.branch_id,
+            Staff.status == StaffStatus.active.value,
+            select(StaffRole.id)
+            .where(StaffRole.staff_id == Staff.id, StaffRole.role == Role.manager.value)
+            .exists(),
+        )
+    )
+    text = f"New bounty (悬赏): {b.title} — ¥{b.amount}, deadline {b.deadline.isoformat()}"
+    for staff_id in managers.all():
+        notify(session, staff_id, "bounty", text, link="/bounties/", key=f"bounty-posted:{b.id}")
 
 
 def take(session: Session, scope: Scope, bounty_id: int) -> Bounty:
@@ -204,7 +227,8 @@ def take(session: Session, scope: Scope, bounty_id: int) -> Bounty:
         raise GuardRefused("bounty", bounty_id, "take", [f"it is {b.state}"])
     if b.deadline < today:
         raise GuardRefused("bounty", bounty_id, "take", [f"its deadline {b.deadline.isoformat()} has passed"])
-    seen, until = b.version, today + dt.timedelta(days=b.exclusive_days)
+    # exclusive for N days including today: N = 1 means until the end of today
+    seen, until = b.version, today + dt.timedelta(days=b.exclusive_days - 1)
     t = Bounty.__table__
     try:
         n = session.execute(

@@ -42,11 +42,16 @@ def test_journey_post_take_win_pay(session, union):
     assert (b.state, b.amount, b.branch_id) == ("open", Decimal("3000.00"), union.b1.id)
     taken = bounties.take(session, Scope.of(session, union.m1), b.id)
     session.commit()
+    # exclusive for 14 days counting today
     assert (taken.state, taken.taken_by, taken.taken_until) == (
         "taken",
         union.m1.id,
-        TODAY + dt.timedelta(days=14),
+        TODAY + dt.timedelta(days=13),
     )
+    from tasks.models import Notification
+
+    told = {n.staff_id for n in session.scalars(select(Notification).where(Notification.kind == "bounty"))}
+    assert told == {union.m1.id, union.m2.id}  # the managers of B01, not B02's
     with pytest.raises(ConflictError, match="already taken"):
         bounties.take(session, Scope.of(session, union.m2), b.id)
     session.rollback()
@@ -106,11 +111,12 @@ def test_release_and_expire_job(session, union):
     stale = _post(session, union, deadline=TODAY + dt.timedelta(days=1))
     bounties.take(session, Scope.of(session, union.m1), held.id)
     session.commit()
-    # nothing due yet
-    assert bounties.release_expired(session, TODAY) == {"released": 0, "expired": 0}
+    # nothing due yet: the exclusivity covers today, tomorrow and the day after
+    assert bounties.release_expired(session, TODAY + dt.timedelta(days=1)) == {"released": 0, "expired": 0}
+    assert bounties.release_expired(session, TODAY + dt.timedelta(days=2)) == {"released": 0, "expired": 1}
     result = bounties.release_expired(session, TODAY + dt.timedelta(days=4))
     session.commit()
-    assert result == {"released": 1, "expired": 1}
+    assert result == {"released": 1, "expired": 0}
     session.expire_all()
     h, s = session.get(Bounty, held.id), session.get(Bounty, stale.id)
     assert (h.state, h.taken_by, h.taken_until) == ("open", None, None)
