@@ -54,6 +54,7 @@ class Dashboard:
     by_staff: list[dict[str, Any]] = field(default_factory=list)
     leaderboard: list[dict[str, Any]] = field(default_factory=list)
     trend: list[dict[str, Any]] = field(default_factory=list)
+    reasons: list[dict[str, Any]] = field(default_factory=list)
     attainment_source: str = "assignments"
 
 
@@ -264,7 +265,43 @@ def build(session: Session, scope: Scope, campaign: Campaign) -> Dashboard:
         }.get(state, "other")
         per_day[key][col] += int(n)
     dash.trend = [per_day[k] for k in sorted(per_day)]
+    dash.reasons = reason_breakdown(session, in_scope)
     return dash
+
+
+def reason_kind(reason: str | None) -> str:
+    """The kind of an assignment reason, without its details ("least loaded in branch (3 open)"
+    → "least loaded in branch"; "handed over: …" → "handed over")."""
+    text = (reason or "").strip()
+    if not text:
+        return "—"
+    if text.startswith("handed over"):
+        return "handed over"
+    return text.split(" (", 1)[0]
+
+
+def reason_breakdown(session: Session, where: ColumnElement[bool]) -> list[dict[str, Any]]:
+    """Why assignments went where (explainable assignment): count and still-open per reason kind."""
+    rows = session.execute(
+        select(
+            Assignment.reason,
+            func.count(),
+            func.sum(
+                case((Assignment.state.in_(("pool", "assigned", "contacted", "interested")), 1), else_=0)
+            ).cast(Integer),
+        )
+        .where(where)
+        .group_by(Assignment.reason)
+    )
+    kinds: dict[str, list[int]] = {}
+    for reason, n, open_n in rows:
+        acc = kinds.setdefault(reason_kind(reason), [0, 0])
+        acc[0] += int(n)
+        acc[1] += int(open_n or 0)
+    return [
+        {"reason": k, "assignments": v[0], "open": v[1]}
+        for k, v in sorted(kinds.items(), key=lambda kv: -kv[1][0])
+    ]
 
 
 def target_measures(session: Session, campaign: Campaign) -> list[str]:

@@ -19,7 +19,7 @@ from web.auth import current_scope, current_staff_id, roles_required
 bp = Blueprint("campaign_dashboard", __name__, url_prefix="/campaigns")
 
 ROLES = ("director", "admin", "checker")
-TABLES = ("funnel", "branches", "staff", "leaderboard", "trend")
+TABLES = ("funnel", "branches", "staff", "leaderboard", "trend", "reasons")
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -141,6 +141,9 @@ def table_rows(dash: queries.Dashboard, name: str, measures: list[str]) -> tuple
             [r["day"], r["contacted"], r["interested"], r["converted"], r["claimed"], r["other"]]
             for r in dash.trend
         ]
+    if name == "reasons":
+        header = [_("Why (reason)"), _("Assignments"), _("Still open")]
+        return header, [[r["reason"], r["assignments"], r["open"]] for r in dash.reasons]
     raise KeyError(name)
 
 
@@ -227,6 +230,7 @@ def dashboard(campaign_id: int) -> Any:
             "staff": _("Attainment per staff member"),
             "leaderboard": _("Leaderboard"),
             "trend": _("Daily trend"),
+            "reasons": _("Why assignments went where"),
         },
     )
 

@@ -92,7 +92,7 @@ def test_branch_director_sees_only_their_branch(client, session, union):
 def test_xlsx_downloads(client, session, union):
     campaign = _campaign(session, union)
     login(client, union.director)
-    for name in ("funnel", "branches", "staff", "leaderboard", "trend"):
+    for name in ("funnel", "branches", "staff", "leaderboard", "trend", "reasons"):
         r = client.get(f"/campaigns/{campaign.id}/dashboard/{name}.xlsx")
         assert r.status_code == 200, name
         book = openpyxl.load_workbook(io.BytesIO(r.data))
@@ -113,6 +113,8 @@ def test_xlsx_downloads(client, session, union):
             assert sum(row[1] for row in data) == 3  # three contacts today
         if name == "leaderboard":
             assert rows[1][1] == "M0101"
+        if name == "reasons":
+            assert rows[1:] == [("relationship manager", 7, 5)]  # 2 of 7 are finished
     assert client.get(f"/campaigns/{campaign.id}/dashboard/secret.xlsx").status_code == 404
 
 
@@ -123,3 +125,12 @@ def test_xlsx_cells_are_never_formulas():
     assert _safe("@SUM(A1)") == "'@SUM(A1)"
     assert _safe("B01") == "B01"
     assert _safe(3) == 3
+
+
+def test_reason_kinds_group_the_details_away():
+    from campaigns.dashboard import reason_kind
+
+    assert reason_kind("least loaded in branch (3 open)") == "least loaded in branch"
+    assert reason_kind("handed over: 调岗") == "handed over"
+    assert reason_kind("key customer → senior manager") == "key customer → senior manager"
+    assert reason_kind(None) == "—"
