@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Date, Integer, and_, bindparam, case, func, or_, select
+from sqlalchemy import Date, Integer, and_, bindparam, case, func, literal, or_, select, union_all
 from sqlalchemy.orm import Session, aliased, defer, load_only
 from sqlalchemy.sql import Select
 from sqlalchemy.sql.elements import ColumnElement
@@ -68,14 +68,15 @@ def owners_for(session: Session, staff_id: int, today: dt.date) -> list[int]:
 
 
 def _base(*columns: Any) -> Select[Any]:
+    """Tasks of ``:owners`` whose campaign (if any) is not paused, closed, cancelled or settled.
+    Only columns of the ``ix_task_queue`` index are touched, so PostgreSQL can answer from it."""
+    hidden = select(Campaign.id).where(Campaign.state.in_(HIDDEN_CAMPAIGN_STATES)).scalar_subquery()
     return (
         select(*columns)
         .select_from(Task)
-        .join(Owner, Owner.id == Task.staff_id)
-        .outerjoin(Campaign, Campaign.id == Task.campaign_id)
         .where(
             Task.staff_id.in_(_OWNERS),
-            or_(Task.campaign_id.is_(None), Campaign.state.not_in(HIDDEN_CAMPAIGN_STATES)),
+            or_(Task.campaign_id.is_(None), Task.campaign_id.not_in(hidden)),
         )
     )
 
@@ -116,16 +117,42 @@ CARD_COLUMNS = (
 )
 
 
-@cache
-def _section_stmt(section: str) -> Select[Any]:
-    return (
-        _base(Task, Customer, Owner.id.label("owner_id"), Owner.name.label("owner_name"))
+def _top(section: str) -> Select[Any]:
+    """The section's top ``:lim`` task ids in queue order, answered from the queue index (and
+    the customer's tier)."""
+    inner = (
+        _base(Task.id.label("id"), TIER_RANK.label("tier_rank"))
         .outerjoin(Customer, Customer.id == Task.customer_id)
         .where(section_filter(section, _TODAY))  # type: ignore[arg-type]
         .order_by(TIER_RANK, Task.priority.desc(), Task.due_on, Task.id)
         .limit(_LIM)
+        .subquery(f"top_{section}")
+    )
+    return select(inner.c.id, inner.c.tier_rank, literal(SECTIONS.index(section)).label("section"))
+
+
+def _load(top: Any) -> Select[Any]:
+    """Load only the chosen tasks, their customers (card columns) and owners."""
+    return (
+        select(Task, Customer, Owner.id.label("owner_id"), Owner.name.label("owner_name"), top.c.section)
+        .select_from(top)
+        .join(Task, Task.id == top.c.id)
+        .join(Owner, Owner.id == Task.staff_id)
+        .outerjoin(Customer, Customer.id == Task.customer_id)
+        .order_by(top.c.section, top.c.tier_rank, Task.priority.desc(), Task.due_on, Task.id)
         .options(load_only(*CARD_COLUMNS), defer(Task.detail), defer(Task.failed_reason))
     )
+
+
+@cache
+def _section_stmt(section: str) -> Select[Any]:
+    return _load(_top(section).subquery("top"))
+
+
+@cache
+def _queue_stmt() -> Select[Any]:
+    """Every section in one round trip: a UNION ALL of the four top-N picks, then one load."""
+    return _load(union_all(*(_top(s) for s in SECTIONS)).subquery("top"))
 
 
 def section_select(owner_ids: list[int], section: str, today: dt.date, limit: int = 50) -> Select[Any]:
@@ -179,22 +206,21 @@ def my_queue(
     out: dict[str, list[QueueItem]] = {}
     plans: dict[int, dict[str, Any] | None] = {}
     owners = owners_for(session, staff_id, today)
-    for section in SECTIONS:
-        items = []
-        params = {"owners": owners, "today": today, "lim": limit}
-        for task, customer, owner_id, owner_name in session.execute(_section_stmt(section), params):
-            items.append(
-                QueueItem(
-                    task=task,
-                    customer=customer,
-                    section=section,
-                    delegated=owner_id != staff_id,
-                    owner_name=owner_name,
-                    overdue_days=max(0, (today - task.due_on).days) if section == "overdue" else 0,
-                    suggestion=_suggest(customer, today) if suggest and customer is not None else None,
-                )
+    out = {section: [] for section in SECTIONS}
+    params = {"owners": owners, "today": today, "lim": limit}
+    for task, customer, owner_id, owner_name, index in session.execute(_queue_stmt(), params):
+        section = SECTIONS[index]
+        out[section].append(
+            QueueItem(
+                task=task,
+                customer=customer,
+                section=section,
+                delegated=owner_id != staff_id,
+                owner_name=owner_name,
+                overdue_days=max(0, (today - task.due_on).days) if section == "overdue" else 0,
+                suggestion=_suggest(customer, today) if suggest and customer is not None else None,
             )
-        out[section] = items
+        )
     ids = [i.task.assignment_id for items in out.values() for i in items if i.task.assignment_id]
     if ids:
         plans = dict(

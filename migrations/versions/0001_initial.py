@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-30 09:35:08.348647
+Create Date: 2026-11-30 10:07:47.811659
 """
 
 from alembic import op
@@ -623,7 +623,7 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_task_branch_id'), ['branch_id'], unique=False)
         batch_op.create_index('ix_task_campaign_state', ['campaign_id', 'state'], unique=False)
         batch_op.create_index(batch_op.f('ix_task_customer_id'), ['customer_id'], unique=False)
-        batch_op.create_index('ix_task_queue', ['staff_id', 'state', 'due_on'], unique=False)
+        batch_op.create_index('ix_task_queue', ['staff_id', 'state', 'due_on'], unique=False, postgresql_include=['campaign_id', 'customer_id', 'priority', 'id'])
         batch_op.create_index('ix_task_source_key', ['source_key'], unique=True)
 
     op.create_table('claim',
@@ -747,7 +747,7 @@ def downgrade() -> None:
     op.drop_table('claim')
     with op.batch_alter_table('task', schema=None) as batch_op:
         batch_op.drop_index('ix_task_source_key')
-        batch_op.drop_index('ix_task_queue')
+        batch_op.drop_index('ix_task_queue', postgresql_include=['campaign_id', 'customer_id', 'priority', 'id'])
         batch_op.drop_index(batch_op.f('ix_task_customer_id'))
         batch_op.drop_index('ix_task_campaign_state')
         batch_op.drop_index(batch_op.f('ix_task_branch_id'))
