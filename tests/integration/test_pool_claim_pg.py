@@ -129,3 +129,38 @@ def test_pool_query_lists_own_branch_only(session, union):
     _, a = _pool_assignment(session, union)
     assert [x.id for x in session.scalars(pool.pool_query(Scope.of(session, union.m1)))] == [a.id]
     assert session.scalars(pool.pool_query(Scope.of(session, union.m3))).all() == []
+
+
+def test_concurrent_http_claims_through_the_web_route(app, session, union):
+    """The same race through the whole stack: real requests (one test client and thread per
+    manager, each request with its own scoped session), released together."""
+    from tests.factories import login
+
+    _, a = _pool_assignment(session, union)
+    n = 30 if USE_PG else 8
+    managers = [make_staff(session, union.b1) for _ in range(n)]
+    session.commit()
+    clients = []
+    for m in managers:
+        c = app.test_client()
+        login(c, m)
+        clients.append(c)
+    barrier = threading.Barrier(n)
+    statuses: list[int] = []
+
+    def attempt(client) -> None:  # noqa: ANN001
+        barrier.wait(timeout=30)
+        r = client.post(f"/pool/{a.id}/claim", headers={"Accept": "application/json"})
+        statuses.append(r.status_code)
+        if r.status_code == 409:
+            assert "already claimed by someone else" in r.get_json()["message"]
+
+    threads = [threading.Thread(target=attempt, args=(c,)) for c in clients]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert sorted(statuses) == [303] + [409] * (n - 1), statuses
+    session.expire_all()
+    row = session.get(Assignment, a.id)
+    assert row.version == 2 and row.staff_id in {m.id for m in managers}
