@@ -480,7 +480,10 @@ def reveal(customer_id: int) -> Any:
         detail={"customer_no": customer.customer_no},
     )
     db.session.commit()
-    return _render_card(customer, set(fields))
+    body, status = _render_card(customer, set(fields))
+    resp = current_app.make_response((body, status))
+    resp.headers["Cache-Control"] = "no-store"  # data shown in full is not kept by the browser
+    return resp
 
 
 @bp.post("/customers/<int:customer_id>/needs")

@@ -165,6 +165,8 @@ def test_reveal_needs_reason_is_audited_and_capped(app, client, session, union, 
     )
     page = r.get_data(as_text=True)
     assert r.status_code == 200 and ID1 in page and PHONE1 in page
+    assert r.headers["Cache-Control"] == "no-store"
+    assert ID1 not in client.get(f"/customers/{zhang.id}").get_data(as_text=True)  # masked again
     row = session.scalar(select(AuditLog).where(AuditLog.action == "reveal"))
     assert row.actor_id == union.m1.id and row.object_id == str(zhang.id)
     assert sorted(row.fields) == ["id_number", "phone"] and row.reason == "客户来柜台办理业务核对身份"
