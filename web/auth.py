@@ -133,4 +133,5 @@ def init_app(app: Flask) -> None:
     @app.context_processor
     def _inject() -> dict[str, Any]:
         scope = current_scope() if current_user.is_authenticated else None
-        return {"scope": scope, "logout_form": LogoutForm() if current_user.is_authenticated else None}
+        # formdata=None: never parse the request here (an error page for a too-large upload renders this)
+        return {"scope": scope, "logout_form": LogoutForm(formdata=None) if current_user.is_authenticated else None}

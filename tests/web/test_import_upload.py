@@ -140,3 +140,12 @@ def test_unusable_files_show_a_clear_message_and_change_nothing(app, client, ses
         assert message in page.text, (name, page.text[-2000:])
     assert customers(session) == 0
     assert all(n.endswith(".report.csv") for n in uploads(app))
+
+
+def test_a_file_over_the_size_limit_is_refused(app, client, session, union):
+    login(client, union.admin)
+    app.config["MAX_CONTENT_LENGTH"] = 4096  # stands in for the configured limit (a 2 GB file)
+    r = upload(client, (HEADER + "C1,individual,张三,B01\n" * 400).encode())
+    assert r.status_code == 413 and "The file is too large." in r.text
+    assert customers(session) == 0
+    assert session.scalar(select(func.count()).select_from(JobProgress)) == 0
