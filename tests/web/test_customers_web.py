@@ -322,3 +322,19 @@ def test_canary_no_full_id_or_phone_on_list_and_card(client, union, people, who)
     for page in pages:
         assert not UNMASKED_ID_RE.search(page), who
         assert not UNMASKED_PHONE_RE.search(page), who
+
+
+def test_card_shows_alerts_with_detail(client, session, union, people):
+    from customers import alerts
+
+    zhang = people["zhang"]
+    session.execute(
+        insert(Snapshot),
+        [{"customer_id": zhang.id, "as_of": dt.date(2026, 11, 30), "deposit_demand": Decimal(100_000)}],
+    )
+    session.commit()
+    alerts.detect(session, "2026-11")
+    session.commit()
+    login(client, union.m1)
+    page = client.get(f"/customers/{zhang.id}").get_data(as_text=True)
+    assert "asset_drop" in page and "500,000.00 → 100,000.00" in page
