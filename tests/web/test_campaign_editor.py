@@ -284,12 +284,19 @@ def test_split_by_weight_and_stacked_targets_flagged(client, session, union):
     assert "层层加码" in html and "350" in html and "50 more than its target 300" in html
 
 
-def test_editor_forms_need_the_csrf_token(csrf_app, session, union):
+def test_editor_forms_need_the_csrf_token(csrf_app):
+    from config.database import db
+    from tests.factories import make_branch, make_staff
+
+    session = db.session()
+    director = make_staff(session, make_branch(session, "B01"), ("director",), staff_no="D0101")
+    session.commit()
     client = csrf_app.test_client()
-    login(client, union.director_b1)
+    login(client, director)
     r = client.post("/campaigns/editor/new", data=basics())
     assert r.status_code in (400, 422)
     assert session.scalar(select(func.count()).select_from(Campaign)) == 0
+    session.rollback()
 
 
 def test_picking_the_kinds_default_rules(client, session, union):
