@@ -301,6 +301,12 @@ class StaffForm(FlaskForm):
         self.substitute = substitute
 
     def validate_status(self, field: Any) -> None:
+        if (
+            self.staff is not None
+            and self.staff.id == current_staff_id()
+            and field.data != StaffStatus.active
+        ):
+            raise ValidationError(_("You cannot make your own account inactive."))
         # not on away_until: Optional() there skips inline validators when it is empty
         if field.data == StaffStatus.on_leave and not self.away_until.data:
             raise ValidationError(_("On leave: give the date the person is back (away until)."))
@@ -308,6 +314,8 @@ class StaffForm(FlaskForm):
     def validate_role_admin(self, field: Any) -> None:
         if not self.roles():
             raise ValidationError(_("Give at least one role."))
+        if self.staff is not None and self.staff.id == current_staff_id() and not field.data:
+            raise ValidationError(_("You cannot take away your own administrator role."))
 
 
 def _scoped_staff() -> Any:

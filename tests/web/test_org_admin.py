@@ -191,3 +191,15 @@ def test_forms_need_csrf(csrf_app, union):
         from config.database import db
 
         assert db.session.scalar(select(Branch).where(Branch.code == "B09")) is None
+
+
+def test_an_admin_cannot_lock_themselves_out(client, session, union):
+    login(client, union.admin)
+    data = staff_form(union.root.id, staff_no="A0001", name="管理员", status="departed", role_manager="y")
+    r = client.post(f"/admin/staff/{union.admin.id}", data=data)
+    assert r.status_code == 422
+    assert "You cannot take away your own administrator role." in r.text
+    assert "You cannot make your own account inactive." in r.text
+    session.rollback()
+    admin = session.get(Staff, union.admin.id)
+    assert admin.status == "active" and admin.has_role("admin")
