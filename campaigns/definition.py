@@ -428,6 +428,11 @@ def parse_definition(data: Any, lookup: Lookup | None = None) -> Definition:
     tasks = _parse_tasks(errs, data.get("tasks", _MISSING), spec)
     rules, rules_none = _parse_rules(errs, data.get("rules", []))
 
+    hooks = spec.hooks() if spec is not None else None
+    if hooks is not None and hasattr(hooks, "check_definition"):
+        for path, expected, found in hooks.check_definition(data):
+            errs.add(path, expected, found)
+
     budget = None
     if data.get("budget") is not None:
         budget = _number(errs, "budget", data["budget"])

@@ -51,12 +51,22 @@ class KindSpec:
     rules: tuple[dict[str, Any], ...] = ()  #: default reward rules (YAML shape)
     population: dict[str, Any] = field(default_factory=dict)  #: suggested population
     target_measure: str | None = None  #: the measure the grid of per-staff targets offers first
-    module: str | None = None  #: optional module with kind-specific behaviour
+    module: str | None = None  #: optional module with kind-specific behaviour (see :meth:`hooks`)
 
     @property
     def label(self) -> str:
         """Both labels, as a director reads them: "deposit drive (旺季存款营销)"."""
         return f"{self.label_en} ({self.label_zh})"
+
+    def hooks(self) -> Any:
+        """The kind's own module, or None. It may define
+        ``check_definition(data) -> iterable of (path, expected, value found)`` — extra checks of a
+        campaign definition of this kind, reported with the other errors."""
+        if not self.module:
+            return None
+        import importlib
+
+        return importlib.import_module(self.module)
 
     def default_tasks(self) -> list[dict[str, Any]]:
         return copy.deepcopy(list(self.tasks))

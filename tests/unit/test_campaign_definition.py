@@ -255,3 +255,31 @@ def test_a_new_kind_is_one_entry():
         assert parse_definition(data, LOOKUP).tasks == [{"kind": "invite", "within_days": 5}]
     finally:
         del kinds.KINDS["loan_fair"]
+
+
+def test_a_kinds_own_module_adds_its_checks(monkeypatch):
+    import sys
+    import types
+
+    module = types.ModuleType("campaigns_kind_grid_test")
+    module.check_definition = lambda data: (
+        []
+        if data.get("population", {}).get("customers", {}).get("grid_in")
+        else [("population.customers.grid_in", "the street grids to canvass", None)]
+    )
+    monkeypatch.setitem(sys.modules, "campaigns_kind_grid_test", module)
+    spec = kinds.KindSpec(
+        code="grid_walk",
+        label_en="grid walk",
+        label_zh="网格走访",
+        assigned="street grids",
+        assigned_zh="网格",
+        tasks=({"kind": "visit", "within_days": 7},),
+        measures=("visits",),
+        module="campaigns_kind_grid_test",
+    )
+    monkeypatch.setitem(kinds.KINDS, "grid_walk", spec)
+    data = good() | {"kind": "grid_walk"}
+    assert errors_of(data)["population.customers.grid_in"] == "the street grids to canvass | an empty value"
+    data["population"] = {"customers": {"grid_in": ["G03"]}}
+    assert parse_definition(data, LOOKUP).kind == "grid_walk"
