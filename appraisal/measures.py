@@ -119,14 +119,20 @@ class MonthData:
         return sorted(ids, key=lambda sid: self.staff[sid].staff_no)
 
     def headcount(self, campaign: CampaignInfo, branch_id: int) -> int:
-        return sum(
-            1
-            for s in self.staff.values()
-            if s.is_manager
-            and s.status != "departed"
-            and s.branch_id == branch_id
-            and (campaign.all_branches or s.branch_id in campaign.branch_ids)
-        )
+        """Managers (not departed) of a branch in the campaign; counted once per run (cached)."""
+        cache = self.__dict__.setdefault("_headcounts", {})
+        key = campaign.id
+        if key not in cache:
+            counts: dict[int, int] = {}
+            for s in self.staff.values():
+                if (
+                    s.is_manager
+                    and s.status != "departed"
+                    and (campaign.all_branches or s.branch_id in campaign.branch_ids)
+                ):
+                    counts[s.branch_id] = counts.get(s.branch_id, 0) + 1
+            cache[key] = counts
+        return int(cache[key].get(branch_id, 0))
 
     def target(self, staff_id: int, campaign: CampaignInfo, measure: str) -> Decimal | None:
         """Own target, else the branch target split by headcount (or by weight); None when there is none."""

@@ -39,7 +39,6 @@ from appraisal.models import (
     RunState,
     StatementLine,
 )
-from appraisal.money import sum_fen
 from appraisal.rules import (
     MEASURES,
     MeasureUnit,
@@ -316,19 +315,20 @@ def decide(session: Session, data: MonthData, run_id: int | None) -> Computed:
                     engine_lines.append(EngineLine(staff_no, c.code, line))
                     meta[(staff_no, c.code, rule.id)] = {"version": c.rule_version, "what_if": None}
                 continue
+            # with no result, only a fixed penalty below a threshold can give a line (step 3)
+            pays_at_zero = rule.kind is RuleKind.PENALTY and rule.below is not None
             for sid in participants:
                 measure = rule.measure or ""
                 value = data.value(sid, c.id, measure)
+                if value == 0 and not pays_at_zero:
+                    continue  # nothing to say: no result and no deduction
                 target = data.target(sid, c, measure)
                 line = evaluate(rule, RuleInputs(value=value, target=target))
                 if line.amount == 0 and value == 0:
-                    continue  # nothing to say: no result and no deduction
+                    continue
                 staff_no = data.staff[sid].staff_no
                 engine_lines.append(EngineLine(staff_no, c.code, line))
-                meta[(staff_no, c.code, rule.id)] = {
-                    "version": c.rule_version,
-                    "what_if": _what_if(rule, value, target, line.amount),
-                }
+                meta[(staff_no, c.code, rule.id)] = {"version": c.rule_version, "what_if": None}
     # -- bounties won and not yet paid ------------------------------------------------------------
     bounty_ids = _bounty_lines(session, data, engine_lines, meta, campaign_ids)
     result = compute_statement(engine_lines, _budgets_left(session, data))
@@ -361,6 +361,7 @@ def decide(session: Session, data: MonthData, run_id: int | None) -> Computed:
             }
         )
     dispute_ids = _adjustment_lines(session, data, run_id, rows)
+    codes = {cid: code for code, cid in campaign_ids.items() if cid is not None}
     rows.sort(
         key=lambda r: (
             data.staff[r["staff_id"]].staff_no,
@@ -368,15 +369,16 @@ def decide(session: Session, data: MonthData, run_id: int | None) -> Computed:
             r["rule_id"],
         )
     )
-    total = sum_fen(r["amount"] for r in rows)
+    # every amount is already a whole number of fen: plain Decimal sums are exact
+    total = sum((r["amount"] for r in rows), Decimal("0.00"))
     by_branch: dict[str, list[Decimal]] = {}
     by_campaign: dict[str, list[Decimal]] = {}
     for r in rows:
         by_branch.setdefault(data.staff[r["staff_id"]].branch_code, []).append(r["amount"])
-        by_campaign.setdefault(_code_of(campaign_ids, r["campaign_id"]), []).append(r["amount"])
+        by_campaign.setdefault(codes.get(r["campaign_id"], NO_CAMPAIGN), []).append(r["amount"])
     totals = {
-        "branches": {k: str(sum_fen(v)) for k, v in sorted(by_branch.items())},
-        "campaigns": {k: str(sum_fen(v)) for k, v in sorted(by_campaign.items())},
+        "branches": {k: str(sum(v, Decimal("0.00"))) for k, v in sorted(by_branch.items())},
+        "campaigns": {k: str(sum(v, Decimal("0.00"))) for k, v in sorted(by_campaign.items())},
         "scaled": {
             k: {"budget_left": str(s.budget_left), "positive_sum": str(s.positive_sum)}
             for k, s in result.scaled.items()
@@ -395,6 +397,8 @@ def decide(session: Session, data: MonthData, run_id: int | None) -> Computed:
 
 
 def _code_of(campaign_ids: dict[str, int | None], campaign_id: int | None) -> str:
+    if campaign_id is None:
+        return NO_CAMPAIGN
     for code, cid in campaign_ids.items():
         if cid == campaign_id:
             return code
@@ -407,10 +411,11 @@ def _fig(value: Decimal | None) -> Decimal | None:
 
 def _hash(rows: list[dict[str, Any]], data: MonthData, campaign_ids: dict[str, int | None]) -> str:
     """SHA-256 over the canonical lines: the same inputs give the same hash, in any database."""
+    codes = {cid: code for code, cid in campaign_ids.items() if cid is not None}
     canon = [
         [
             data.staff[r["staff_id"]].staff_no,
-            _code_of(campaign_ids, r["campaign_id"]),
+            codes.get(r["campaign_id"], NO_CAMPAIGN),
             r["rule_id"],
             r["kind"],
             r["measure"],
@@ -546,23 +551,27 @@ def _json_value(value: Any) -> Any:
 
 
 def insert_lines(session: Session, rows: list[dict[str, Any]]) -> None:
-    """Insert statement lines with ONE statement (the rows travel as one JSON parameter)."""
+    """Insert statement lines with ONE statement: PostgreSQL gets the rows as one JSON parameter, SQLite one executemany."""
     if not rows:
         return
-    payload = json.dumps(
-        [{c: _json_value(r.get(c)) for c in _LINE_COLUMNS} for r in rows], ensure_ascii=False
-    )
     cols = ", ".join(_LINE_COLUMNS)
     dialect = session.get_bind().dialect.name
     if dialect == "postgresql":
+        payload = json.dumps(
+            [{c: _json_value(r.get(c)) for c in _LINE_COLUMNS} for r in rows], ensure_ascii=False
+        )
         sql = (
             f"INSERT INTO statement_line ({cols}) SELECT {cols} "  # noqa: S608 - fixed column names
             "FROM json_populate_recordset(NULL::statement_line, CAST(:data AS json))"
         )
+        session.execute(text(sql), {"data": payload})
     else:
-        picks = ", ".join(f"json_extract(value, '$.{c}')" for c in _LINE_COLUMNS)
-        sql = f"INSERT INTO statement_line ({cols}) SELECT {picks} FROM json_each(:data)"  # noqa: S608
-    session.execute(text(sql), {"data": payload})
+        # SQLite: one executemany of plain tuples (amounts as exact decimal text; NUMERIC affinity stores them)
+        marks = ", ".join("?" for _ in _LINE_COLUMNS)
+        session.connection().exec_driver_sql(
+            f"INSERT INTO statement_line ({cols}) VALUES ({marks})",  # noqa: S608 - fixed column names
+            [tuple(_json_value(r.get(c)) for c in _LINE_COLUMNS) for r in rows],
+        )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -696,6 +705,51 @@ def _pay_bounties(session: Session, run: IncentiveRun, actor_id: int) -> None:
 
 # ---------------------------------------------------------------------------------------------
 # Statements and disputes
+
+
+def what_if(session: Session, lines: list[StatementLine]) -> dict[int, Decimal]:
+    """What one more result would add to each line (§11.5): 1 more for counts, 10 000 yuan more for sums.
+
+    Evaluated on demand for one statement with the rule version the line was computed with;
+    budget scaling is not applied (it depends on everybody's results).
+    """
+    from campaigns.models import Campaign
+
+    wanted = {(ln.campaign_id, ln.rule_version) for ln in lines if ln.campaign_id and ln.rule_version}
+    if not wanted:
+        return {}
+    campaign_ids = sorted({cid for cid, _ in wanted})
+    rules_of: dict[tuple[int, int], list[dict[str, Any]]] = {}
+    for cid, version, rules in session.execute(
+        select(RuleVersion.campaign_id, RuleVersion.version, RuleVersion.rules).where(
+            RuleVersion.campaign_id.in_(campaign_ids)
+        )
+    ):
+        rules_of[(cid, version)] = rules
+    for cid, rules in session.execute(
+        select(Campaign.id, Campaign.rules).where(Campaign.id.in_(campaign_ids))
+    ):
+        rules_of.setdefault((cid, 1), rules or [])
+    out: dict[int, Decimal] = {}
+    for ln in lines:
+        rules = rules_of.get((ln.campaign_id, ln.rule_version))
+        if not rules or ln.input is None or ln.kind in ("bounty", "pool", "adjustment"):
+            continue
+        try:
+            parsed = {r.id: r for r in parse_rules(rules)}
+        except RuleErrors:
+            continue
+        rule = parsed.get(ln.rule_id)
+        if rule is None:
+            continue
+        before = evaluate(
+            rule,
+            RuleInputs(value=Decimal(ln.input), target=None if ln.target is None else Decimal(ln.target)),
+        ).amount
+        delta = _what_if(rule, Decimal(ln.input), None if ln.target is None else Decimal(ln.target), before)
+        if delta is not None:
+            out[ln.id] = delta
+    return out
 
 
 def statement(session: Session, run: IncentiveRun, staff_id: int) -> list[StatementLine]:

@@ -340,6 +340,7 @@ def _statement_page(staff: Staff, run: IncentiveRun | None, own: bool) -> Any:
         disputes=disputes,
         own=own,
         form=DisputeForm(),
+        whatifs=runs.what_if(db.session, lines),
         trails={d.id: history(db.session, "dispute", d.id) for d in disputes},
     )
 

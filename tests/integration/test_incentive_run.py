@@ -256,13 +256,12 @@ def test_worked_example_to_the_fen(session, example, month) -> None:  # noqa: AN
         )
     )
     assert "1248300.00 × 0.15% = 1872.45, capped at 1200.00" in dep.explanation
-    assert dep.what_if == D("0.00")  # capped: one more result adds nothing
-    acc = session.scalar(
-        select(StatementLine).where(
-            StatementLine.run_id == run.id, StatementLine.staff_id == u.m2.id, StatementLine.rule_id == "acc"
-        )
-    )
-    assert acc.what_if == D("20.00")
+    mine = runs.statement(session, run, u.m2.id)
+    what_if = runs.what_if(session, mine)
+    by_rule = {line.rule_id: what_if.get(line.id) for line in mine}
+    assert by_rule["dep"] == D("0.00")  # capped: 10 000 more adds nothing
+    assert by_rule["acc"] == D("20.00")  # one more account: 20
+    assert by_rule["bonus"] == D("500.00")  # 5 of 5 reaches 100 %
     # per-branch totals
     assert run.totals["branches"]["B02"] == "175.35"
 

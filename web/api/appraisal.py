@@ -78,6 +78,7 @@ def my_statement(query: StatementQuery) -> Any:
     if run is None:
         return StatementOut(month=query.month, run_state=None, total="0.00", lines=[]).model_dump(mode="json")
     lines = runs.statement(db.session, run, staff.id)
+    whatifs = runs.what_if(db.session, lines)
     codes = dict(db.session.execute(select(Campaign.id, Campaign.code)).all())
     total = sum((ln.amount for ln in lines), start=0)
     return StatementOut(
@@ -95,7 +96,7 @@ def my_statement(query: StatementQuery) -> Any:
                 input=_text(ln.input),
                 target=_text(ln.target),
                 amount=f"{ln.amount:.2f}",
-                what_if=_text(ln.what_if),
+                what_if=_text(whatifs.get(ln.id)),
                 formula=ln.formula,
                 explanation=ln.explanation,
                 explanation_zh=ln.explanation_zh,
