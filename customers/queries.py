@@ -120,6 +120,7 @@ class CustomerFilter:
     age_band: str = ""
     occupation: str = ""
     area: str = ""
+    gender: str = ""
     type: str = ""
     has_product: str = ""
     lacks_product: str = ""
@@ -154,6 +155,7 @@ class CustomerFilter:
             age_band=text("age", 6) if text("age", 6) in {b[0] for b in AGE_BANDS} else "",
             occupation=text("occupation"),
             area=text("area", 8),
+            gender=text("gender", 1),
             type=text("type", 12),
             has_product=text("has", 30),
             lacks_product=text("lacks", 30),
@@ -174,6 +176,7 @@ class CustomerFilter:
             ("age", self.age_band),
             ("occupation", self.occupation),
             ("area", self.area),
+            ("gender", self.gender),
             ("type", self.type),
             ("has", self.has_product),
             ("lacks", self.lacks_product),
@@ -214,6 +217,8 @@ class CustomerFilter:
             stmt = stmt.where(Customer.occupation == self.occupation)
         if self.area:
             stmt = stmt.where(Customer.area == self.area)
+        if self.gender:
+            stmt = stmt.where(Customer.gender == self.gender)
         if self.type:
             stmt = stmt.where(Customer.type == self.type)
         if self.has_product:

@@ -639,6 +639,8 @@ def needs() -> Any:
         need_labels=NEED_LABELS,
         branches=_branch_choices(scope),
         flt=flt,
+        age_bands=[b[0] for b in queries.AGE_BANDS],
+        occupations=OCCUPATIONS,
     )
 
 

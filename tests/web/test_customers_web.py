@@ -283,6 +283,13 @@ def test_needs_report(client, union, people):
     assert "农民" in page and "公务员" in page and "time_deposit" in page and "large_cd" in page
     r = client.get("/customers/needs?dimension=gender&need=term")
     assert r.status_code == 200 and "3y" in r.get_data(as_text=True)
+    # segments combine: occupation × urban/rural × gender as filters, age band as rows
+    page = client.get("/customers/needs?dimension=age_band&need=term&area=urban&gender=F").get_data(
+        as_text=True
+    )
+    assert "3y" in page and "1y" not in page  # only 李四 (urban, F, 31-45)
+    page = client.get("/customers/needs?dimension=area&need=term&occupation=农民").get_data(as_text=True)
+    assert "1y" in page and "3y" not in page
 
 
 def test_key_customers_page(client, union, people):
