@@ -155,9 +155,10 @@ def seed(url: str, n_events: int, n_staff: int, n_campaigns: int, month: str) ->
                     )
                 )
             if engine.dialect.name == "postgresql":
-                buf = io.StringIO("".join("\t".join(map(str, r)) + "\n" for r in rows))
+                stamp = dt.datetime.now().isoformat(sep=" ")
+                buf = io.StringIO("".join("\t".join(map(str, (*r, stamp))) + "\n" for r in rows))
                 cur.copy_expert(
-                    "COPY ledger_event (event_id, occurred_on, month, staff_id, campaign_id, measure, quantity, amount, source) FROM STDIN",
+                    "COPY ledger_event (event_id, occurred_on, month, staff_id, campaign_id, measure, quantity, amount, source, created_at) FROM STDIN",
                     buf,
                 )
             else:
