@@ -67,14 +67,21 @@ TRIGGERS = {
     "expire": _l("expire"),
 }
 
-KINDS = {
-    "street_canvassing": _l("street canvassing (扫街扫楼)"),
-    "payroll_accounts": _l("payroll accounts (代发工资)"),
-    "online_offline": _l("online-offline combo (线上线下)"),
-    "deposit_drive": _l("deposit drive (旺季存款)"),
-    "retention": _l("retention (客户维护)"),
-    "bounty": _l("bounty (悬赏营销)"),
-}
+class _KindLabels:
+    """Kind labels come from the kind registry (campaigns/kinds.py): a new kind is one entry there."""
+
+    def get(self, code: str, default: str | None = None) -> str:
+        from flask_babel import get_locale
+
+        from campaigns.kinds import KINDS as REGISTRY
+
+        spec = REGISTRY.get(code)
+        if spec is None:
+            return default if default is not None else code
+        return spec.label_en if str(get_locale()) == "en" else f"{spec.label_zh}"
+
+
+KINDS = _KindLabels()
 
 ROLES = {
     "admin": _l("admin"),
