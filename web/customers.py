@@ -16,7 +16,7 @@ from flask import Blueprint, Flask, abort, current_app, flash, redirect, render_
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from sqlalchemy import func, select
+from sqlalchemy import String, cast, func, literal, select
 from wtforms import BooleanField, HiddenField, SelectField, SelectMultipleField, StringField, TextAreaField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length, Optional
@@ -41,6 +41,7 @@ nav.register("customers.index", _l("Customers"), ALL_ROLES, order=10)
 nav.register(
     "customers.key_customers", _l("Key customers (重点客户)"), ("admin", "director", "manager"), order=11
 )
+nav.register("customers.alerts", _l("Alerts (客户变化预警)"), ("admin", "director", "manager"), order=13)
 nav.register("customers.needs", _l("Needs report"), ("admin", "director", "manager"), order=12)
 nav.register("customers.audit_log", _l("Audit log"), ("admin",), order=90)
 
@@ -611,6 +612,54 @@ def key_customers() -> Any:
         share_of_value=share_of_value,
         points=points,
         pareto_points=pareto_points,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# alerts
+
+
+@bp.get("/customers/alerts")
+@roles_required("admin", "director", "manager")
+def alerts() -> Any:
+    """Alerts of the caller's customers, newest first, with the state of their retention task."""
+    from customers.alerts import ALERT_TYPES
+    from tasks.models import Task
+
+    scope = current_scope()
+    kind = request.args.get("type", "")
+    period = (request.args.get("period") or "").strip()[:7]
+    before = request.args.get("before", type=int)
+    stmt = (
+        select(Alert, Customer, Task)
+        .join(Customer, Customer.id == Alert.customer_id)
+        .outerjoin(Task, Task.source_key == literal("alert:", String) + cast(Alert.id, String))
+        .where(queries.scope_clause(scope))
+    )
+    if kind in ALERT_TYPES:
+        stmt = stmt.where(Alert.type == kind)
+    if period:
+        stmt = stmt.where(Alert.period == period)
+    if before:
+        stmt = stmt.where(Alert.id < before)
+    size = 50
+    rows = db.session.execute(stmt.order_by(Alert.id.desc()).limit(size + 1)).all()
+    next_before = rows[size - 1][0].id if len(rows) > size else None
+    items = [{"a": a, "c": c, "task": t, "name": _masked_name(c, scope)} for a, c, t in rows[:size]]
+    periods = [
+        p
+        for (p,) in db.session.execute(
+            select(Alert.period).group_by(Alert.period).order_by(Alert.period.desc()).limit(24)
+        )
+    ]
+    return render_template(
+        "customers/alerts.html",
+        items=items,
+        next_before=next_before,
+        types=ALERT_TYPES,
+        kind=kind,
+        period=period,
+        periods=periods,
     )
 
 

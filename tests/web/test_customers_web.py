@@ -324,7 +324,13 @@ def test_canary_no_full_id_or_phone_on_list_and_card(client, union, people, who)
         r = client.get(f"/customers/{c.id}")
         if r.status_code == 200:
             pages.append(r.get_data(as_text=True))
-    pages.append(client.get("/customers/key").get_data(as_text=True))
+    for url in (
+        "/customers/key",
+        "/customers/alerts",
+        "/customers/needs",
+        "/customers/?lacks=mobile_banking",
+    ):
+        pages.append(client.get(url).get_data(as_text=True))
     assert len(pages) >= 3
     for page in pages:
         assert not UNMASKED_ID_RE.search(page), who
@@ -345,3 +351,24 @@ def test_card_shows_alerts_with_detail(client, session, union, people):
     login(client, union.m1)
     page = client.get(f"/customers/{zhang.id}").get_data(as_text=True)
     assert "asset_drop" in page and "500,000.00 → 100,000.00" in page
+
+
+def test_alerts_page_lists_scoped_alerts_with_their_task(client, session, union, people):
+    from customers import alerts
+
+    rows = []
+    for key in ("zhang", "far"):
+        rows.append(
+            {"customer_id": people[key].id, "as_of": dt.date(2026, 11, 30), "deposit_demand": Decimal(1_000)}
+        )
+    session.execute(insert(Snapshot), rows)
+    session.commit()
+    alerts.detect(session, "2026-11")
+    session.commit()
+    login(client, union.director_b1)
+    page = client.get("/customers/alerts").get_data(as_text=True)
+    assert "asset_drop" in page and "张*明" in page and "王*" not in page and "due" in page
+    assert "张*明" not in client.get("/customers/alerts?type=risk_change").get_data(as_text=True)
+    login(client, union.director)
+    page = client.get("/customers/alerts?period=2026-11").get_data(as_text=True)
+    assert "张*明" in page and "王*" in page
