@@ -10,7 +10,7 @@ import datetime as dt
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from campaigns.machine import campaign_workflow
+from campaigns.machine import campaign_workflow  # noqa: F401 - declares the machine before any fire()
 from campaigns.models import Campaign, CampaignState
 from config import clock
 from config.database import run_after_commit
@@ -31,7 +31,9 @@ def get_campaign(session: Session, scope: Scope, campaign_id: int) -> Campaign:
 
 
 def can_see(session: Session, scope: Scope, campaign: Campaign) -> bool:
-    branches = scope.branches_for("admin", "director", "checker", "manager")
+    # a manager's role row is not branch-scoped (it would read as union-wide): managers see the
+    # campaigns of their own branch
+    branches = scope.branches_for("admin", "director", "checker")
     if branches is None:
         return True
     if scope.has("manager") and scope.branch_id is not None:
