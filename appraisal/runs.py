@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import delete, func, select, text, update
+from sqlalchemy import and_, delete, func, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from appraisal.ledger import MonthError, locked_scopes, month_bounds, month_of, parse_month
@@ -115,6 +115,17 @@ def _check_open(session: Session, month: str, branch_id: int | None, key: str) -
             f"the {key} run of {month} is {run.state}: it cannot be recomputed "
             "(corrections become adjustment lines in a later run)"
         )
+    if run is None:
+        # a month is run either for the whole union or branch by branch, never both (no double pay)
+        others = session.scalars(
+            select(IncentiveRun.scope_key).where(IncentiveRun.month == month, IncentiveRun.scope_key != key)
+        ).all()
+        clash = [o for o in others if key == "union" or o == "union"]
+        if clash:
+            raise RunError(
+                f"month {month} already has a run for {', '.join(sorted(clash))}: a month is run either for the "
+                "whole union or branch by branch, not both"
+            )
     scopes = locked_scopes(session, [month])
     closed = scopes.get(month, set())
     if None in closed or (branch_id is not None and branch_id in closed):
@@ -263,8 +274,20 @@ def _budgets_left(session: Session, data: MonthData) -> dict[str, Decimal | None
                 StatementLine.campaign_id.in_(ids),
                 StatementLine.amount > 0,
                 StatementLine.kind != "adjustment",
-                IncentiveRun.month != data.month,
-                IncentiveRun.state.in_([RunState.approved, RunState.locked]),
+                or_(
+                    # other months: what approved or locked runs paid
+                    and_(
+                        IncentiveRun.month != data.month,
+                        IncentiveRun.state.in_([RunState.approved, RunState.locked]),
+                    ),
+                    # this month, other branches' runs (a month run branch by branch shares one budget)
+                    and_(
+                        IncentiveRun.month == data.month,
+                        IncentiveRun.scope_branch_id.is_not(None),
+                        IncentiveRun.scope_branch_id != (data.scope_branch_id or 0),
+                        IncentiveRun.state != RunState.computing,
+                    ),
+                ),
             )
             .group_by(StatementLine.campaign_id)
         ):

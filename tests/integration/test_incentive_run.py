@@ -462,3 +462,17 @@ def test_same_hash_on_every_database(session, example, month) -> None:  # noqa: 
     assert run.result_hash == "5499d77bf15a44ad699425be5c4727ed3b5b78c148bd493eb4ee6fc8de06e919"
     again = runs.decide(session, runs.gather(session, month, None), run.id)
     assert again.result_hash == run.result_hash
+
+
+def test_union_and_branch_runs_of_one_month_exclude_each_other(session, example, month) -> None:  # noqa: ANN001
+    runs.compute_run(session, month, "B02")
+    session.commit()
+    with pytest.raises(runs.RunError, match="either for the whole union or branch by branch"):
+        runs.compute_run(session, month)
+    session.rollback()
+    runs.compute_run(session, month, "B01")  # another branch is fine
+    session.commit()
+    b2 = runs.get_run(session, month, "B02")
+    assert {
+        line.staff_id for line in session.scalars(select(StatementLine).where(StatementLine.run_id == b2.id))
+    } == {example[0].m3.id}
