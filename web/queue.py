@@ -24,6 +24,7 @@ from customers.masking import mask_name, mask_phone
 from customers.models import Customer
 from tasks import claims, notify, queue, services
 from tasks.models import ClaimState, Reaction
+from tasks.retry import retry_busy
 from web import nav
 from web.auth import current_scope, current_staff_id, roles_required
 
@@ -187,8 +188,12 @@ def start(task_id: int) -> Any:
     if not ActionForm().validate_on_submit():
         flash(_("The form expired; try again."), "danger")
         return redirect(url_for(".task_detail", task_id=task.id)), 303
-    services.start(db.session, task, current_staff_id())
-    db.session.commit()
+
+    def work() -> None:
+        services.start(db.session, _task(task_id), current_staff_id())
+        db.session.commit()
+
+    retry_busy(db.session, work)
     flash(_("Started."), "success")
     return redirect(url_for(".task_detail", task_id=task.id)), 303
 
@@ -230,14 +235,18 @@ def complete(task_id: int) -> Any:
     status = 200
     if request.method == "POST":
         if form.validate_on_submit():
+
+            def work() -> None:
+                services.complete(db.session, _task(task_id), current_staff_id(), _followup_from(form))
+                db.session.commit()
+
             try:
-                services.complete(db.session, task, current_staff_id(), _followup_from(form))
+                retry_busy(db.session, work)
             except services.InputError as exc:
                 db.session.rollback()
                 flash(str(exc), "danger")
                 status = 422
             else:
-                db.session.commit()
                 flash(_("Follow-up saved; task done."), "success")
                 if form.reaction.data == Reaction.converted:
                     return redirect(url_for(".claim", task_id=task.id)), 303
@@ -262,8 +271,12 @@ def fail(task_id: int) -> Any:
     if not form.validate_on_submit():
         _flash_errors(form)
         return redirect(url_for(".task_detail", task_id=task.id)), 303
-    services.fail(db.session, task, current_staff_id(), form.reason.data)
-    db.session.commit()
+
+    def work() -> None:
+        services.fail(db.session, _task(task_id), current_staff_id(), form.reason.data)
+        db.session.commit()
+
+    retry_busy(db.session, work)
     flash(_("Marked as failed; the reason is kept for the next manager."), "warning")
     return redirect(url_for(".my_queue")), 303
 
@@ -276,13 +289,17 @@ def snooze(task_id: int) -> Any:
     if not form.validate_on_submit():
         _flash_errors(form)
         return redirect(url_for(".task_detail", task_id=task.id)), 303
+
+    def work() -> None:
+        services.snooze(db.session, _task(task_id), current_staff_id(), form.until.data)
+        db.session.commit()
+
     try:
-        services.snooze(db.session, task, current_staff_id(), form.until.data)
+        retry_busy(db.session, work)
     except services.InputError as exc:
         db.session.rollback()
         flash(str(exc), "danger")
         return redirect(url_for(".task_detail", task_id=task.id)), 303
-    db.session.commit()
     flash(_("Snoozed until %(day)s.", day=form.until.data.isoformat()), "success")
     return redirect(url_for(".my_queue")), 303
 

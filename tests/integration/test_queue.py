@@ -147,3 +147,71 @@ def test_failure_report_per_campaign_and_branch(session, union):
         "count": 2,
     }
     assert queue.failure_report(session, frozenset({union.b2.id})) == []
+
+
+def test_concurrent_completions_of_different_tasks_all_succeed(session, union):
+    """Four phones complete different tasks at once: with SQLite's single writer a request may be
+    refused as busy; the unit of work is run again (tasks.retry), so none is lost."""
+    import threading
+
+    from config.database import db
+    from tasks.models import Task
+    from tasks.retry import retry_busy
+
+    c = make_customer(session, union.b1, union.m1)
+    ids = [make_task(session, union.m1, c, kind="activation").id for _ in range(24)]
+    session.commit()
+    errors: list[BaseException] = []
+
+    def phone(chunk: list[int]) -> None:
+        s = db.factory()
+        try:
+            for tid in chunk:
+
+                def work(tid: int = tid) -> None:
+                    services.complete(s, s.get(Task, tid), union.m1.id, None)
+                    s.commit()
+
+                retry_busy(s, work, attempts=20)
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+        finally:
+            s.close()
+
+    threads = [threading.Thread(target=phone, args=(ids[i::4],)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    session.expire_all()
+    assert {session.get(Task, i).state for i in ids} == {"done"}
+
+
+def test_retry_busy_never_retries_a_real_conflict(session):
+    from sqlalchemy.exc import OperationalError
+    from sqlalchemy.orm.exc import StaleDataError
+
+    from tasks.retry import retry_busy
+    from workflow.errors import ConflictError
+
+    calls = []
+
+    def busy_once() -> str:
+        calls.append(1)
+        if len(calls) == 1:
+            raise ConflictError("task", 1) from OperationalError(
+                "UPDATE", {}, Exception("database is locked")
+            )
+        return "done"
+
+    assert retry_busy(session, busy_once) == "done" and len(calls) == 2
+
+    def stale() -> None:
+        calls.append(1)
+        raise ConflictError("task", 1) from StaleDataError("0 rows")
+
+    calls.clear()
+    with pytest.raises(ConflictError):
+        retry_busy(session, stale)
+    assert len(calls) == 1

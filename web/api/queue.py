@@ -14,6 +14,7 @@ from customers.masking import mask_name
 from org.scope import Forbidden
 from tasks import claims, queue, services
 from tasks.models import Claim, Task
+from tasks.retry import retry_busy
 from web.api import TAGS, api, api_scope, api_staff
 
 
@@ -178,10 +179,14 @@ def list_queue(query: QueueQuery) -> Any:
 )
 def start_task(path: TaskPath) -> Any:
     """Start a task (refused for a do-not-contact customer or outside their contact window)."""
-    task = _task(path.task_id)
-    services.start(db.session, task, api_staff().id)
-    db.session.commit()
-    return _task_out(task).model_dump(mode="json")
+
+    def work() -> Task:
+        task = _task(path.task_id)
+        services.start(db.session, task, api_staff().id)
+        db.session.commit()
+        return task
+
+    return _task_out(retry_busy(db.session, work)).model_dump(mode="json")
 
 
 @api.post(
@@ -191,7 +196,6 @@ def start_task(path: TaskPath) -> Any:
 )
 def complete_task(path: TaskPath, body: FollowUpIn) -> Any:
     """Complete a task with its follow-up record (required content); the next step makes the next task."""
-    task = _task(path.task_id)
     data = services.FollowUpInput(
         channel=body.channel,
         content=body.content,
@@ -203,9 +207,14 @@ def complete_task(path: TaskPath, body: FollowUpIn) -> Any:
         prospect=body.prospect,
         referral=body.referral,
     )
-    services.complete(db.session, task, api_staff().id, data)
-    db.session.commit()
-    return _task_out(task).model_dump(mode="json")
+
+    def work() -> Task:
+        task = _task(path.task_id)
+        services.complete(db.session, task, api_staff().id, data)
+        db.session.commit()
+        return task
+
+    return _task_out(retry_busy(db.session, work)).model_dump(mode="json")
 
 
 @api.post(
@@ -215,10 +224,14 @@ def complete_task(path: TaskPath, body: FollowUpIn) -> Any:
 )
 def fail_task(path: TaskPath, body: FailIn) -> Any:
     """Fail a task; a reason is required (it is reported per campaign and branch)."""
-    task = _task(path.task_id)
-    services.fail(db.session, task, api_staff().id, body.reason)
-    db.session.commit()
-    return _task_out(task).model_dump(mode="json")
+
+    def work() -> Task:
+        task = _task(path.task_id)
+        services.fail(db.session, task, api_staff().id, body.reason)
+        db.session.commit()
+        return task
+
+    return _task_out(retry_busy(db.session, work)).model_dump(mode="json")
 
 
 @api.post(
@@ -228,10 +241,14 @@ def fail_task(path: TaskPath, body: FailIn) -> Any:
 )
 def snooze_task(path: TaskPath, body: SnoozeIn) -> Any:
     """Snooze an open task to a future date."""
-    task = _task(path.task_id)
-    services.snooze(db.session, task, api_staff().id, body.until)
-    db.session.commit()
-    return _task_out(task).model_dump(mode="json")
+
+    def work() -> Task:
+        task = _task(path.task_id)
+        services.snooze(db.session, task, api_staff().id, body.until)
+        db.session.commit()
+        return task
+
+    return _task_out(retry_busy(db.session, work)).model_dump(mode="json")
 
 
 @api.post("/claims", tags=[TAGS["queue"]], responses={201: ClaimOut, 404: ErrorOut, 422: ErrorOut})
