@@ -51,6 +51,8 @@ def init_app(app: Flask) -> None:
     app.jinja_env.filters["isodate"] = lambda d: d.isoformat() if isinstance(d, dt.date) else (d or "")
     app.jinja_env.filters["dt"] = lambda d: d.strftime("%Y-%m-%d %H:%M") if d else ""
     app.jinja_env.globals["get_locale"] = get_locale
+    # Babel spells zh_CN as zh_Hans_CN: compare the language, never the string
+    app.jinja_env.globals["is_zh"] = lambda: get_locale().language == "zh"
     app.jinja_env.globals["url_exists"] = lambda endpoint: endpoint in app.view_functions
     app.jinja_env.globals["staff_name"] = staff_name
 
