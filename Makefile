@@ -34,7 +34,7 @@ migration: $(STAMP)
 
 i18n: $(STAMP)
 	@$(BIN)/pybabel extract -F babel.cfg -k _l -o web/translations/messages.pot . >/dev/null
-	@$(BIN)/pybabel update -i web/translations/messages.pot -d web/translations -l zh_CN --no-fuzzy-matching
+	@$(BIN)/pybabel update -i web/translations/messages.pot -d web/translations -l zh --no-fuzzy-matching
 	@$(BIN)/pybabel compile -d web/translations
 
 clean:
