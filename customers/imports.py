@@ -293,6 +293,7 @@ def import_file(
     session.flush()
     if str(filename).lower().endswith(".xlsx"):
         with _as_path(source) as path:
+            check_xlsx_archive(path)
             refuse_formulas(path)
             return _import(session, kind, path, filename, strict, progress, batch_size)
     return _import(session, kind, source, filename, strict, progress, batch_size)
@@ -377,6 +378,48 @@ def _as_path(source: str | os.PathLike[str] | IO[bytes]) -> Iterator[Path]:
         with open(path, "wb") as copy:
             shutil.copyfileobj(source, copy, 1024 * 1024)
         yield path
+
+
+#: Limits checked on an XLSX archive before anything parses it (RELIABILITY.md IO-02).
+XLSX_MAX_PARTS = 2000
+XLSX_MAX_EXPANDED = 1024**3
+XLSX_MAX_RATIO = 100
+_RATIO_FROM = 16 * 1024**2
+
+
+def check_xlsx_archive(path: str | os.PathLike[str]) -> None:
+    """Refuse, before parsing, an XLSX that is a zip bomb (too many parts, too large expanded, or
+    a large part compressed beyond ``XLSX_MAX_RATIO``:1), carries macros, or has a DTD in any XML
+    part (real workbooks never do; DTDs are how entity-expansion and XXE attacks come in)."""
+    try:
+        archive = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError):
+        return  # read_rows gives the precise message
+    with archive:
+        parts = archive.infolist()
+        if len(parts) > XLSX_MAX_PARTS:
+            raise FileError(f"the XLSX archive has {len(parts)} parts (a workbook has a few dozen); refused")
+        expanded = sum(part.file_size for part in parts)
+        if expanded > XLSX_MAX_EXPANDED:
+            raise FileError(
+                f"the XLSX would expand to {expanded // 1024**2} MB; refused (save large extracts as CSV)"
+            )
+        for part in parts:
+            name = part.filename.lower()
+            if part.file_size > _RATIO_FROM and part.file_size > XLSX_MAX_RATIO * max(part.compress_size, 1):
+                raise FileError(
+                    f"the XLSX part {part.filename!r} is compressed more than {XLSX_MAX_RATIO}:1;"
+                    " refused as a possible zip bomb"
+                )
+            if name.endswith("vbaproject.bin") or "/activex/" in name:
+                raise FileError("the workbook contains macros or ActiveX controls; save it as a plain .xlsx")
+            if name.endswith((".xml", ".rels", ".vml")):
+                with archive.open(part) as stream:
+                    head = stream.read(4096).upper()
+                if b"<!DOCTYPE" in head or b"<!ENTITY" in head:
+                    raise FileError(
+                        f"the XLSX part {part.filename!r} declares a DTD, which workbooks never do; refused"
+                    )
 
 
 _SHEET_NS = "{http://schemas.openxmlformats.org/spreadsheetml/2006/main}"

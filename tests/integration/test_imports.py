@@ -379,3 +379,69 @@ def test_batches_stream_many_rows(session, union, tmp_path):
     session.commit()
     assert result.applied == 2500 and count(session, CustomerTag) == 2500
     assert progress[:2] == [(500, "reading"), (1000, "reading")] and progress[-1] == (2500, "applying")
+
+
+def _rewrite_xlsx(source: Path, target: Path, change=None, extra: dict[str, bytes] | None = None) -> Path:
+    import zipfile
+
+    with zipfile.ZipFile(source) as src, zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as out:
+        for item in src.infolist():
+            data = src.read(item)
+            out.writestr(item.filename, change(item.filename, data) if change else data)
+        for name, data in (extra or {}).items():
+            out.writestr(name, data)
+    return target
+
+
+def test_hostile_xlsx_files_are_refused_before_parsing(session, union, tmp_path):
+    """RELIABILITY.md IO-02: zip bomb, entity expansion / XXE, macros, an .exe named .xlsx."""
+    import zipfile
+
+    good = xlsx(
+        tmp_path / "good.xlsx",
+        ["customer_no", "type", "name", "branch_code"],
+        [["C1", "individual", "张三", "B01"]],
+    )
+    bomb = _rewrite_xlsx(good, tmp_path / "bomb.xlsx")
+    with (
+        zipfile.ZipFile(bomb, "a", zipfile.ZIP_DEFLATED) as archive,
+        archive.open("xl/media/bomb.xml", "w") as part,
+    ):
+        for _ in range(40):
+            part.write(b"\0" * 1024**2)
+    laughs = (
+        b'<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;&lol;">]>'
+    )
+
+    def with_dtd(name: str, data: bytes) -> bytes:
+        return laughs + data.split(b"?>", 1)[1] if name == "xl/worksheets/sheet1.xml" else data
+
+    dtd = _rewrite_xlsx(good, tmp_path / "dtd.xlsx", change=with_dtd)
+    xxe = _rewrite_xlsx(
+        good,
+        tmp_path / "xxe.xlsx",
+        change=lambda name, data: (
+            b'<?xml version="1.0"?><!DOCTYPE r [<!ENTITY x SYSTEM "file:///etc/passwd">]>'
+            + data.split(b"?>", 1)[1]
+            if name == "xl/sharedStrings.xml"
+            else data
+        ),
+    )
+    macros = _rewrite_xlsx(
+        good, tmp_path / "macro.xlsx", extra={"xl/vbaProject.bin": b"\xd0\xcf\x11\xe0macro"}
+    )
+    exe = tmp_path / "setup.xlsx"
+    exe.write_bytes(b"MZ\x90\x00" + b"\0" * 2000)
+    cases = [
+        (bomb, "possible zip bomb"),
+        (dtd, "declares a DTD"),
+        (xxe, "declares a DTD"),
+        (macros, "contains macros"),
+        (exe, "not a valid XLSX"),
+    ]
+    for path, message in cases:
+        with pytest.raises(FileError, match=message):
+            import_file(session, "customers", path, path.name)
+        session.rollback()
+    assert count(session, Customer) == 0
+    assert run(session, "customers", good).applied == 1
