@@ -223,6 +223,9 @@ def _insert_assignments(session: Session, campaign: Campaign) -> int:
 
     # 2. plan: key customers over seniors, then everyone else over all managers
     session.execute(delete(DistributionBand).where(DistributionBand.batch == batch))
+    session.execute(delete(DistributionMember).where(DistributionMember.batch == batch))
+    band_rows: list[dict[str, object]] = []
+    member_rows: list[dict[str, object]] = []
     for b in pool_branches:
         in_branch = [s for s in staff if s[1] == b]
         seniors = [Candidate(s[0], load.get(s[0], 0), s[3]) for s in in_branch if s[2]]
@@ -236,20 +239,41 @@ def _insert_assignments(session: Session, campaign: Campaign) -> int:
         gen_bands, gen_given = plan_bands(everyone, n_gen, order)
         for sid, n in gen_given.items():
             load[sid] = load.get(sid, 0) + n
-        session.add(
-            DistributionBand(
-                batch=batch,
-                grp="plan",
-                branch_id=b,
-                lo=key_taken,
-                hi=n_key - key_taken,
-                k=int(bool(in_branch)),
-                level=0,
-            )
+        band_rows.append(
+            {
+                "batch": batch,
+                "band_no": len(band_rows),
+                "grp": "plan",
+                "branch_id": b,
+                "lo": key_taken,
+                "hi": n_key - key_taken,
+                "k": int(bool(in_branch)),
+                "level": 0,
+            }
         )
-        _add_bands(session, batch, "key", b, key_bands)
-        _add_bands(session, batch, "gen", b, gen_bands)
-    session.flush()
+        for grp, bands in (("key", key_bands), ("gen", gen_bands)):
+            for band in bands:
+                no = len(band_rows)
+                band_rows.append(
+                    {
+                        "batch": batch,
+                        "band_no": no,
+                        "grp": grp,
+                        "branch_id": b,
+                        "lo": band.lo,
+                        "hi": band.hi,
+                        "k": len(band.members),
+                        "level": band.level,
+                    }
+                )
+                member_rows += [
+                    {"batch": batch, "band_no": no, "pos": pos, "staff_id": sid}
+                    for pos, sid in enumerate(band.members)
+                ]
+    if band_rows:
+        session.execute(insert(DistributionBand), band_rows)
+    if member_rows:
+        session.execute(insert(DistributionMember), member_rows)
 
     # 3. one INSERT … SELECT: rank by seeded hash within (branch, category), join onto the bands
     rn1 = func.row_number().over(
@@ -313,26 +337,20 @@ def _insert_assignments(session: Session, campaign: Campaign) -> int:
                 graded.c.grank <= band.hi,
             ),
         )
-        .outerjoin(member, and_(member.band_id == band.id, member.pos == cast(offset % band.k, Integer)))
+        .outerjoin(
+            member,
+            and_(
+                member.batch == band.batch,
+                member.band_no == band.band_no,
+                member.pos == cast(offset % band.k, Integer),
+            ),
+        )
     )
     cols = ["campaign_id", "customer_id", "branch_id", "staff_id", "state", "reason", "version", "created_at"]
     created = int(session.execute(insert(Assignment).from_select(cols, rows)).rowcount or 0)
-    band_ids = select(DistributionBand.id).where(DistributionBand.batch == batch)
-    session.execute(delete(DistributionMember).where(DistributionMember.band_id.in_(band_ids)))
+    session.execute(delete(DistributionMember).where(DistributionMember.batch == batch))
     session.execute(delete(DistributionBand).where(DistributionBand.batch == batch))
     return created
-
-
-def _add_bands(session: Session, batch: str, grp: str, branch_id: int, bands: list[Band]) -> None:
-    for b in bands:
-        row = DistributionBand(
-            batch=batch, grp=grp, branch_id=branch_id, lo=b.lo, hi=b.hi, k=len(b.members), level=b.level
-        )
-        session.add(row)
-        session.flush()
-        session.add_all(
-            DistributionMember(band_id=row.id, pos=i, staff_id=sid) for i, sid in enumerate(b.members)
-        )
 
 
 def first_task_template(campaign: Campaign) -> dict[str, object]:

@@ -7,7 +7,7 @@ are written and deleted inside one transaction; ``batch`` keeps concurrent distr
 
 from __future__ import annotations
 
-from sqlalchemy import ForeignKey, Index, String
+from sqlalchemy import Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from config.database import Base, BigId
@@ -21,8 +21,10 @@ class DistributionBand(Base):
     __tablename__ = "distribution_band"
     __table_args__ = (Index("ix_distribution_band_batch", "batch", "grp", "branch_id"),)
 
-    id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    batch: Mapped[str] = mapped_column(String(60), comment="which distribution, e.g. launch:12")
+    batch: Mapped[str] = mapped_column(
+        String(60), primary_key=True, comment="which distribution, e.g. launch:12"
+    )
+    band_no: Mapped[int] = mapped_column(primary_key=True, comment="number of the band within the batch")
     grp: Mapped[str] = mapped_column(String(8), comment="key, gen or plan")
     branch_id: Mapped[int] = mapped_column(comment="branch the band distributes in")
     lo: Mapped[int] = mapped_column(comment="ranks above this (plan: key rows placed)")
@@ -36,9 +38,8 @@ class DistributionMember(Base):
 
     __tablename__ = "distribution_member"
 
-    band_id: Mapped[int] = mapped_column(
-        ForeignKey("distribution_band.id", ondelete="CASCADE"), primary_key=True
-    )
+    batch: Mapped[str] = mapped_column(String(60), primary_key=True, comment="the band's batch")
+    band_no: Mapped[int] = mapped_column(primary_key=True, comment="the band's number")
     pos: Mapped[int] = mapped_column(primary_key=True, comment="0-based position in the round")
     staff_id: Mapped[int] = mapped_column(comment="who gets the rows at this position")
 

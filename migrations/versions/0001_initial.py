@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-30 10:07:47.811659
+Create Date: 2026-11-30 10:24:09.194965
 """
 
 from alembic import op
@@ -27,19 +27,26 @@ def upgrade() -> None:
     sa.UniqueConstraint('code', name=op.f('uq_branch_code'))
     )
     op.create_table('distribution_band',
-    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('batch', sa.String(length=60), nullable=False, comment='which distribution, e.g. launch:12'),
+    sa.Column('band_no', sa.Integer(), nullable=False, comment='number of the band within the batch'),
     sa.Column('grp', sa.String(length=8), nullable=False, comment='key, gen or plan'),
     sa.Column('branch_id', sa.Integer(), nullable=False, comment='branch the band distributes in'),
     sa.Column('lo', sa.Integer(), nullable=False, comment='ranks above this (plan: key rows placed)'),
     sa.Column('hi', sa.Integer(), nullable=False, comment='ranks up to this (plan: key rows overflowing)'),
     sa.Column('k', sa.Integer(), nullable=False, comment='members in the band (plan: 1 if anyone may take work)'),
     sa.Column('level', sa.Integer(), nullable=False, comment='open assignments of each member when the band starts'),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_distribution_band'))
+    sa.PrimaryKeyConstraint('batch', 'band_no', name=op.f('pk_distribution_band'))
     )
     with op.batch_alter_table('distribution_band', schema=None) as batch_op:
         batch_op.create_index('ix_distribution_band_batch', ['batch', 'grp', 'branch_id'], unique=False)
 
+    op.create_table('distribution_member',
+    sa.Column('batch', sa.String(length=60), nullable=False, comment="the band's batch"),
+    sa.Column('band_no', sa.Integer(), nullable=False, comment="the band's number"),
+    sa.Column('pos', sa.Integer(), nullable=False, comment='0-based position in the round'),
+    sa.Column('staff_id', sa.Integer(), nullable=False, comment='who gets the rows at this position'),
+    sa.PrimaryKeyConstraint('batch', 'band_no', 'pos', name=op.f('pk_distribution_member'))
+    )
     op.create_table('distribution_plan',
     sa.Column('batch', sa.String(length=60), nullable=False),
     sa.Column('assignment_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
@@ -50,13 +57,6 @@ def upgrade() -> None:
     with op.batch_alter_table('distribution_plan', schema=None) as batch_op:
         batch_op.create_index('ix_distribution_plan_batch', ['batch', 'staff_id'], unique=False)
 
-    op.create_table('distribution_member',
-    sa.Column('band_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
-    sa.Column('pos', sa.Integer(), nullable=False, comment='0-based position in the round'),
-    sa.Column('staff_id', sa.Integer(), nullable=False, comment='who gets the rows at this position'),
-    sa.ForeignKeyConstraint(['band_id'], ['distribution_band.id'], name=op.f('fk_distribution_member_band_id_distribution_band'), ondelete='CASCADE'),
-    sa.PrimaryKeyConstraint('band_id', 'pos', name=op.f('pk_distribution_member'))
-    )
     op.create_table('staff',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('staff_no', sa.String(length=20), nullable=False, comment='natural key, login name'),
@@ -865,11 +865,11 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_staff_branch_id'))
 
     op.drop_table('staff')
-    op.drop_table('distribution_member')
     with op.batch_alter_table('distribution_plan', schema=None) as batch_op:
         batch_op.drop_index('ix_distribution_plan_batch')
 
     op.drop_table('distribution_plan')
+    op.drop_table('distribution_member')
     with op.batch_alter_table('distribution_band', schema=None) as batch_op:
         batch_op.drop_index('ix_distribution_band_batch')
 
