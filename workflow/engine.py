@@ -212,10 +212,11 @@ class Workflow:
             payload=ctx.payload or None,
         )
         try:
-            session.flush()  # the row's UPDATE ... WHERE version = :seen
-            record.entity_id = obj.id
+            if obj_id is None:  # a row not yet inserted: its id comes from the flush
+                session.flush()
+                record.entity_id = obj.id
             session.add(record)
-            session.flush()
+            session.flush()  # one unit of work: the row's UPDATE … WHERE version = :seen, the history INSERT
         except StaleDataError as exc:
             raise ConflictError(self.name, obj_id) from exc
         except OperationalError as exc:
