@@ -77,9 +77,7 @@ def test_journey_1_director_launches_a_deposit_drive(client, session, union):
         f"/campaigns/editor/{c.id}/population/count?tags_any=returning_migrant_worker,self_employed"
     )
     assert "7 customers" in r.get_data(as_text=True)
-    r = client.post(
-        _step(c.id, "population"), data={"tags_any": "returning_migrant_worker, self_employed"}
-    )
+    r = client.post(_step(c.id, "population"), data={"tags_any": "returning_migrant_worker, self_employed"})
     assert r.status_code == 303
     assert "7 customers" in client.get(_step(c.id, "population")).get_data(as_text=True)
 

@@ -99,7 +99,7 @@ def test_journey_2_manager_works_her_queue(client, session, union):
         },
     )
     assert r.status_code == 303, r.get_data(as_text=True)[:2000]
-    session.expire_all()
+    session.rollback()  # end the read snapshot: see what the requests committed
     assert session.get(Task, first.id).state == "done"
     fu = session.scalar(select(FollowUp).where(FollowUp.task_id == first.id))
     assert (fu.channel, fu.reaction, fu.next_step) == ("phone", "interested", "branch visit Friday")
@@ -107,9 +107,7 @@ def test_journey_2_manager_works_her_queue(client, session, union):
     assert appt.at == dt.datetime.combine(friday, dt.time(10, 0)) and appt.staff_id == u.m1.id
     # a key customer: the branch director accompanies and is told
     assert appt.accompanied_by_id == u.director_b1.id
-    told = session.scalars(
-        select(Notification.text).where(Notification.staff_id == u.director_b1.id)
-    ).all()
+    told = session.scalars(select(Notification.text).where(Notification.staff_id == u.director_b1.id)).all()
     assert any("accompany" in t for t in told), told
     # the next step is in her queue for Friday
     nxt = session.scalar(select(Task).where(Task.source_key == f"fu:{first.id}"))
