@@ -445,3 +445,41 @@ def test_hostile_xlsx_files_are_refused_before_parsing(session, union, tmp_path)
         session.rollback()
     assert count(session, Customer) == 0
     assert run(session, "customers", good).applied == 1
+
+
+def test_same_file_imported_twice_at_once_lands_exactly_once(session, union, tmp_path):
+    """RELIABILITY.md IO-03: concurrent imports of one file; every row once, nothing partial."""
+    import threading
+
+    from sqlalchemy.exc import OperationalError
+
+    from config.database import db
+    from tests.conftest import USE_PG
+
+    rows = [f"C{n:05d},individual,客户{n},,,,,,farmer;self_employed,B01," for n in range(1, 1201)]
+    path = write(tmp_path, "same.csv", customers_csv(*rows))
+    outcomes: list[object] = []
+    barrier = threading.Barrier(2)
+
+    def worker() -> None:
+        barrier.wait()
+        try:
+            with db.transaction() as s:
+                outcomes.append(import_file(s, "customers", path, path.name, batch_size=300).applied)
+        except OperationalError as exc:  # SQLite: one writer; the loser is refused whole and retried
+            outcomes.append(exc)
+
+    threads = [threading.Thread(target=worker) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if USE_PG:
+        assert outcomes == [1200, 1200]
+    for outcome in outcomes:
+        if isinstance(outcome, OperationalError):
+            with db.transaction() as s:
+                assert import_file(s, "customers", path, path.name).applied == 1200
+    session.rollback()
+    assert count(session, Customer) == 1200
+    assert count(session, CustomerTag) == 2400
