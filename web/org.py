@@ -14,6 +14,7 @@ from typing import Any
 from flask import (
     Blueprint,
     Flask,
+    Response,
     abort,
     current_app,
     flash,
@@ -51,6 +52,7 @@ from wtforms.validators import (
 
 import customers.import_jobs as import_jobs  # registers the task until config/celery.py imports it
 from config.database import db, run_after_commit
+from customers.fileformats import HEADERS, REQUIRED_COLUMNS
 from customers.identity import normalise_mobile, validate_mobile
 from customers.imports import KINDS
 from org.models import Branch, Role, Staff, StaffRole, StaffStatus
@@ -621,7 +623,30 @@ def imports() -> Any:
             return redirect(url_for(".import_detail", progress_id=progress.id)), 303
     recent = list(db.session.scalars(_import_jobs().order_by(JobProgress.id.desc()).limit(20)))
     status = 422 if request.method == "POST" else 200
-    return render_template("org/imports.html", form=form, recent=recent, kind_labels=KIND_LABELS), status
+    columns = {kind: [(en, zh, en in REQUIRED_COLUMNS[kind]) for en, zh in HEADERS[kind]] for kind in KINDS}
+    return (
+        render_template(
+            "org/imports.html", form=form, recent=recent, kind_labels=KIND_LABELS, columns=columns
+        ),
+        status,
+    )
+
+
+@bp.get("/imports/template/<kind>.csv")
+@roles_required("admin")
+def import_template(kind: str) -> Any:
+    """An empty file of ``kind`` with its header row, English (default) or Chinese (``?headers=zh``)."""
+    _union_admin()
+    if kind not in KINDS:
+        raise NotFound()
+    chinese = request.args.get("headers") == "zh"
+    header = ",".join(zh if chinese else en for en, zh in HEADERS[kind])
+    body = ("\ufeff" + header + "\r\n").encode("utf-8")
+    return Response(
+        body,
+        mimetype="text/csv",
+        headers={"Content-Disposition": f"attachment; filename={kind}{'-zh' if chinese else ''}.csv"},
+    )
 
 
 def _get_import(progress_id: int) -> JobProgress:

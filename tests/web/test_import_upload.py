@@ -149,3 +149,20 @@ def test_a_file_over_the_size_limit_is_refused(app, client, session, union):
     assert r.status_code == 413 and "The file is too large." in r.text
     assert customers(session) == 0
     assert session.scalar(select(func.count()).select_from(JobProgress)) == 0
+
+
+def test_column_help_and_templates(client, union):
+    login(client, union.admin)
+    page = client.get("/admin/imports")
+    assert "管户客户经理" in page.text and "<code>manager_staff_no</code>" in page.text
+    english = client.get("/admin/imports/template/customers.csv")
+    assert english.status_code == 200 and english.mimetype == "text/csv"
+    assert english.data.decode("utf-8-sig").startswith("customer_no,type,name,id_number")
+    chinese = client.get("/admin/imports/template/snapshots.csv?headers=zh")
+    assert (
+        chinese.data.decode("utf-8-sig").strip()
+        == "客户号,日期,活期存款,定期存款,贷款,理财,月日均存款,风险状态"
+    )
+    assert client.get("/admin/imports/template/events.csv").status_code == 404
+    login(client, union.director)
+    assert client.get("/admin/imports/template/customers.csv").status_code == 403
