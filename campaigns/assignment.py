@@ -251,24 +251,24 @@ def _insert_assignments(session: Session, campaign: Campaign) -> int:
                 "level": 0,
             }
         )
-        for grp, bands in (("key", key_bands), ("gen", gen_bands)):
-            for band in bands:
+        for group_name, planned in (("key", key_bands), ("gen", gen_bands)):
+            for one in planned:
                 no = len(band_rows)
                 band_rows.append(
                     {
                         "batch": batch,
                         "band_no": no,
-                        "grp": grp,
+                        "grp": group_name,
                         "branch_id": b,
-                        "lo": band.lo,
-                        "hi": band.hi,
-                        "k": len(band.members),
-                        "level": band.level,
+                        "lo": one.lo,
+                        "hi": one.hi,
+                        "k": len(one.members),
+                        "level": one.level,
                     }
                 )
                 member_rows += [
                     {"batch": batch, "band_no": no, "pos": pos, "staff_id": sid}
-                    for pos, sid in enumerate(band.members)
+                    for pos, sid in enumerate(one.members)
                 ]
     if band_rows:
         session.execute(insert(DistributionBand), band_rows)
