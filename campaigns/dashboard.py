@@ -55,6 +55,7 @@ class Dashboard:
     leaderboard: list[dict[str, Any]] = field(default_factory=list)
     trend: list[dict[str, Any]] = field(default_factory=list)
     reasons: list[dict[str, Any]] = field(default_factory=list)
+    grids: list[dict[str, Any]] = field(default_factory=list)
     attainment_source: str = "assignments"
 
 
@@ -266,7 +267,52 @@ def build(session: Session, scope: Scope, campaign: Campaign) -> Dashboard:
         per_day[key][col] += int(n)
     dash.trend = [per_day[k] for k in sorted(per_day)]
     dash.reasons = reason_breakdown(session, in_scope)
+    dash.grids = grid_breakdown(session, in_scope)
     return dash
+
+
+VISIT_KINDS = ("visit", "canvass")
+
+
+def grid_breakdown(session: Session, where: ColumnElement[bool]) -> list[dict[str, Any]]:
+    """Street canvassing (JOURNEYS 4): per grid, customers, contact rate, conversions and visits
+    done. Empty when no customer of the campaign has a grid."""
+    from customers.models import Customer
+    from tasks.models import Task
+
+    def n(states: tuple[str, ...]) -> Any:
+        return func.sum(case((Assignment.state.in_(states), 1), else_=0)).cast(Integer)
+
+    rows = session.execute(
+        select(Customer.grid, func.count(), n(CONTACTED), n((A.converted.value,)))
+        .join(Customer, Customer.id == Assignment.customer_id)
+        .where(where, Customer.grid.is_not(None))
+        .group_by(Customer.grid)
+        .order_by(Customer.grid)
+    ).all()
+    if not rows:
+        return []
+    visits = dict(
+        session.execute(
+            select(Customer.grid, func.count())
+            .select_from(Task)
+            .join(Assignment, Assignment.id == Task.assignment_id)
+            .join(Customer, Customer.id == Assignment.customer_id)
+            .where(where, Customer.grid.is_not(None), Task.kind.in_(VISIT_KINDS), Task.state == "done")
+            .group_by(Customer.grid)
+        ).all()
+    )
+    return [
+        {
+            "grid": grid,
+            "customers": int(total),
+            "contacted": int(contacted or 0),
+            "contact_rate": _ratio(int(contacted or 0), int(total)),
+            "converted": int(converted or 0),
+            "visits": int(visits.get(grid, 0)),
+        }
+        for grid, total, contacted, converted in rows
+    ]
 
 
 def reason_kind(reason: str | None) -> str:

@@ -19,7 +19,7 @@ from web.auth import current_scope, current_staff_id, roles_required
 bp = Blueprint("campaign_dashboard", __name__, url_prefix="/campaigns")
 
 ROLES = ("director", "admin", "checker")
-TABLES = ("funnel", "branches", "staff", "leaderboard", "trend", "reasons")
+TABLES = ("funnel", "branches", "staff", "leaderboard", "trend", "reasons", "grids")
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -144,6 +144,19 @@ def table_rows(dash: queries.Dashboard, name: str, measures: list[str]) -> tuple
     if name == "reasons":
         header = [_("Why (reason)"), _("Assignments"), _("Still open")]
         return header, [[r["reason"], r["assignments"], r["open"]] for r in dash.reasons]
+    if name == "grids":
+        header = [
+            _("Grid"),
+            _("Customers"),
+            _("Visits done"),
+            _("Contacted"),
+            _("Contact rate"),
+            _("Converted"),
+        ]
+        return header, [
+            [r["grid"], r["customers"], r["visits"], r["contacted"], _pct(r["contact_rate"]), r["converted"]]
+            for r in dash.grids
+        ]
     raise KeyError(name)
 
 
@@ -216,7 +229,8 @@ def dashboard(campaign_id: int) -> Any:
     campaign = services.get_campaign(db.session, scope, campaign_id)
     dash = queries.build(db.session, scope, campaign)
     measures = queries.target_measures(db.session, campaign)
-    tables = {name: table_rows(dash, name, measures) for name in TABLES}
+    shown = [name for name in TABLES if name != "grids" or dash.grids]  # grids: canvassing only
+    tables = {name: table_rows(dash, name, measures) for name in shown}
     return render_template(
         "campaign_dashboard/dashboard.html",
         campaign=campaign,
@@ -231,6 +245,7 @@ def dashboard(campaign_id: int) -> Any:
             "leaderboard": _("Leaderboard"),
             "trend": _("Daily trend"),
             "reasons": _("Why assignments went where"),
+            "grids": _("Per grid (扫街扫楼)"),
         },
     )
 

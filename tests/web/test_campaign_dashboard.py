@@ -134,3 +134,26 @@ def test_reason_kinds_group_the_details_away():
     assert reason_kind("handed over: 调岗") == "handed over"
     assert reason_kind("key customer → senior manager") == "key customer → senior manager"
     assert reason_kind(None) == "—"
+
+
+def test_grid_table_for_street_canvassing(client, session, union):
+    from tasks.models import Task
+
+    shops = [make_customer(session, union.b1, union.m1, grid=grid) for grid in ("G03", "G03", "G04")]
+    campaign = make_campaign(session, union.director_b1, [union.b1], kind="street_canvassing")
+    session.commit()
+    assignment.generate(session, campaign)
+    session.commit()
+    first = session.scalars(
+        select(Assignment).where(Assignment.campaign_id == campaign.id, Assignment.customer_id == shops[0].id)
+    ).one()
+    fire(session, first, "contact", actor_id=union.m1.id)
+    task = session.scalars(select(Task).where(Task.assignment_id == first.id)).one()
+    task.kind, task.state = "visit", "done"
+    session.commit()
+    login(client, union.director_b1)
+    html = client.get(f"/campaigns/{campaign.id}/dashboard").get_data(as_text=True)
+    assert 'data-testid="table-grids"' in html
+    r = client.get(f"/campaigns/{campaign.id}/dashboard/grids.xlsx")
+    rows = list(openpyxl.load_workbook(io.BytesIO(r.data)).active.iter_rows(values_only=True))
+    assert rows[1:] == [("G03", 2, 1, 1, "50.0 %", 0), ("G04", 1, 0, 0, "0.0 %", 0)]
