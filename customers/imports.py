@@ -320,7 +320,9 @@ def _import(
         lists: list[tuple[str, str]] = []
         names = [column.name for column in stage.columns]
         # SQLite binds neither Decimal nor (without deprecated adapters) date: text, as SQLAlchemy stores them
-        as_text = None if pg else [isinstance(c.type, Date | Numeric) for c in stage.columns]
+        as_text = (
+            None if pg else [i for i, c in enumerate(stage.columns) if isinstance(c.type, Date | Numeric)]
+        )
         for row, raw in read_rows(source, filename, kind):
             if supplied is None:
                 supplied = {name for name in raw if name != EXTRA_KEY}
@@ -504,7 +506,7 @@ def _staged(
     row: int,
     clean: dict[str, Any],
     lists: list[tuple[str, str]],
-    as_text: list[bool] | None,
+    as_text: list[int] | None,
 ) -> tuple[Any, ...]:
     """The staging row of a clean row, in the stage's column order; list values go to ``lists``."""
     if kind == "customers" and "tags" in clean:
@@ -520,8 +522,8 @@ def _staged(
         return (row, *(get(name) for name in names[1:]))
     values = [get(name) for name in names]
     values[0] = row
-    for i, text_value in enumerate(as_text):
-        if text_value and values[i] is not None:
+    for i in as_text:
+        if values[i] is not None:
             values[i] = str(values[i])
     return tuple(values)
 
