@@ -34,7 +34,7 @@ def layout(wf: Workflow) -> dict[str, tuple[float, float]]:
     columns: dict[int, list[str]] = {}
     for s in wf.states:
         columns.setdefault(level[s], []).append(s)
-    pos = {}
+    pos: dict[str, tuple[float, float]] = {}
     for col, members in columns.items():
         for row, s in enumerate(members):
             pos[s] = (PAD + col * (BOX_W + COL_GAP), PAD + 18 + row * (BOX_H + ROW_GAP))
@@ -56,7 +56,7 @@ def render_svg(
     out = [
         f'<svg xmlns="http://www.w3.org/2000/svg" class="workflow-diagram" viewBox="0 0 {width:.0f} {height:.0f}" '
         f'role="img" aria-label="{escape(wf.name)} state diagram">',
-        "<defs><marker id=\"arrow\" viewBox=\"0 0 10 10\" refX=\"9\" refY=\"5\" markerWidth=\"7\" markerHeight=\"7\" "
+        '<defs><marker id="arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" markerHeight="7" '
         'orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" fill="#6c757d"/></marker></defs>',
     ]
     pairs: dict[tuple[str, str], list[str]] = {}
@@ -85,7 +85,9 @@ def render_svg(
                 qx, qy = (sx + ex) / 2, max(sy, ey) + 46
             path = f"M{sx:.0f},{sy:.0f} Q{qx:.0f},{qy:.0f} {ex:.0f},{ey:.0f}"
             mx, my = qx, qy - 14 if x1 != x2 else qy
-        out.append(f'<path d="{path}" fill="none" stroke="#6c757d" stroke-width="1.4" marker-end="url(#arrow)"/>')
+        out.append(
+            f'<path d="{path}" fill="none" stroke="#6c757d" stroke-width="1.4" marker-end="url(#arrow)"/>'
+        )
         out.append(
             f'<text x="{mx:.0f}" y="{my:.0f}" font-size="11" text-anchor="middle" fill="#495057">{text}</text>'
         )

@@ -259,12 +259,14 @@ class Workflow:
             t = pairs[0][1]
             if t.reason_required and not (reason or "").strip():
                 raise ReasonRequired(self.name, trigger)
-            conds = [where, table.c[self.state_attr].in_(sources)]
+            conds = [where]
             for guard in t.guards:
                 if guard.sql is None:
                     raise TypeError(f"{self.name}.{trigger}: guard {guard.name} has no SQL form for bulk use")
                 conds.append(guard.sql(table, payload or {}))
-            moved += self._bulk_move(session, table, trigger, dest, conds, actor_id, reason, payload, values, now)
+            moved += self._bulk_move(
+                session, table, trigger, sources, dest, conds, actor_id, reason, payload, values, now
+            )
         session.expire_all()
         return moved
 
@@ -273,6 +275,7 @@ class Workflow:
         session: Session,
         table: Table,
         trigger: str,
+        sources: list[str],
         dest: str,
         conds: list[ColumnElement[bool]],
         actor_id: int | None,
@@ -283,8 +286,18 @@ class Workflow:
     ) -> int:
         state_col = table.c[self.state_attr]
         new_values = {self.state_attr: dest, "version": table.c.version + 1, **(values or {})}
-        hist = TransitionRecord.__table__
-        hist_cols = ["entity", "entity_id", "from_state", "to_state", "trigger", "actor_id", "at", "reason", "payload"]
+        hist: Table = TransitionRecord.__table__  # type: ignore[assignment]
+        hist_cols = [
+            "entity",
+            "entity_id",
+            "from_state",
+            "to_state",
+            "trigger",
+            "actor_id",
+            "at",
+            "reason",
+            "payload",
+        ]
         bind = session.get_bind()
         payload_value = payload or None
 
@@ -302,19 +315,33 @@ class Workflow:
             )
 
         if bind.dialect.name == "postgresql":
-            locked = select(table.c.id, state_col.label("old_state")).where(*conds).with_for_update().cte("locked")
-            moved = (
-                update(table)
-                .values(new_values)
-                .where(table.c.id == locked.c.id)
-                .returning(table.c.id, locked.c.old_state)
-                .cte("moved")
-            )
-            stmt = insert(hist).from_select(hist_cols, history_select(moved.c.id, moved.c.old_state))
-            return int(session.execute(stmt).rowcount or 0)
+            # One statement per source state: WITH moved AS (UPDATE … WHERE … AND state = :src
+            # RETURNING id) INSERT INTO transition_record … SELECT … FROM moved. The UPDATE locks
+            # the rows itself and re-checks `state = :src` on the latest row version, so the
+            # literal from_state is exact under concurrency; no separate locking pass, no self-join.
+            total = 0
+            for src in sources:
+                moved = (
+                    update(table)
+                    .values(new_values)
+                    .where(*conds, state_col == src)
+                    .returning(table.c.id)
+                    .cte("moved")
+                )
+                stmt = insert(hist).from_select(hist_cols, history_select(moved.c.id, literal(src)))
+                total += _rowcount(session.execute(stmt))
+            return total
         # SQLite (one writer at a time): history first, from the same predicate, then the update.
-        session.execute(insert(hist).from_select(hist_cols, history_select(table.c.id, state_col).where(*conds)))
-        return int(session.execute(update(table).where(*conds).values(new_values)).rowcount or 0)
+        conds = [*conds, state_col.in_(sources)]
+        session.execute(
+            insert(hist).from_select(hist_cols, history_select(table.c.id, state_col).where(*conds))
+        )
+        return _rowcount(session.execute(update(table).where(*conds).values(new_values)))
+
+
+def _rowcount(result: Any) -> int:
+    """Rows matched by an INSERT/UPDATE (a CursorResult's rowcount)."""
+    return int(getattr(result, "rowcount", 0) or 0)
 
 
 def _is_sqlite_busy(exc: OperationalError) -> bool:
