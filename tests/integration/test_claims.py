@@ -231,3 +231,43 @@ def test_reasons_are_required_by_the_machine(session, union):
 
     with pytest.raises(ReasonRequired):
         fire(session, c, "reject", actor_id=union.checker.id)
+
+
+def test_verified_claim_wins_the_bounty_the_claimant_holds(session, union):
+    from campaigns import bounties
+    from campaigns.bounty_models import Bounty
+
+    hospital = make_customer(session, union.b1, None, name="县人民医院", type="institution")
+    session.commit()
+    b = bounties.post(
+        session,
+        Scope.of(session, union.director_b1),
+        customer_id=hospital.id,
+        title="医院代发工资",
+        amount="3000",
+        deadline=clock.today() + dt.timedelta(days=30),
+    )
+    bounties.take(session, Scope.of(session, union.m1), b.id)
+    session.commit()
+    other = claims.submit(
+        session,
+        union.m2.id,
+        measure="payroll_accounts",
+        customer_id=hospital.id,
+        evidence_text="协议",
+        policy=NO_HOLD,
+    )
+    claims.verify(session, other, union.checker.id)  # not the taker: nothing won
+    assert session.get(Bounty, b.id).state == "taken"
+    mine = claims.submit(
+        session,
+        union.m1.id,
+        measure="payroll_accounts",
+        customer_id=hospital.id,
+        evidence_text="代发协议已签",
+        policy=NO_HOLD,
+    )
+    claims.verify(session, mine, union.checker.id)
+    session.commit()
+    won = session.get(Bounty, b.id)
+    assert won.state == "won" and won.winner_id == union.m1.id
