@@ -8,7 +8,7 @@ in the same transaction.
 
 from __future__ import annotations
 
-from sqlalchemy import Select, select, update
+from sqlalchemy import Select, and_, select, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
@@ -156,3 +156,150 @@ def _give_first_task(session: Session, campaign: Campaign, assignment_id: int, s
             source_key=key,
         )
     )
+
+
+def distribute_pool(session: Session, campaign: Campaign, actor_id: int | None) -> int:
+    """A director hands the campaign's pool out again by load (e.g. after raising capacities or
+    when managers came back from leave): the same rules as at launch — least loaded first within
+    capacity, ties by the seeded draw, key customers first in line. Set-based: a plan is frozen
+    in ``distribution_plan`` and applied owner by owner (a loop over staff, not rows). Moves are
+    ``assign`` transitions with history; first tasks are created; the owner's alert is refreshed.
+    Returns how many were assigned."""
+    from sqlalchemy import Integer, String, cast, delete, func, insert, literal
+    from sqlalchemy.orm import aliased
+
+    from campaigns.assignment import (
+        OPEN_STATES,
+        PHASES,
+        Candidate,
+        _active_managers,
+        draw_order,
+        plan_bands,
+        seed_of,
+        seeded_hash,
+    )
+    from campaigns.assignment_models import DistributionBand, DistributionMember, DistributionPlan
+    from config.database import utcnow
+
+    t = Assignment.__table__
+    in_pool = (t.c.campaign_id == campaign.id, t.c.state == A.pool.value, t.c.staff_id.is_(None))
+    per_branch = dict(
+        session.execute(select(t.c.branch_id, func.count()).where(*in_pool).group_by(t.c.branch_id)).all()
+    )
+    if not per_branch:
+        return 0
+    seed = seed_of(campaign.code)
+    staff = _active_managers(session, per_branch)
+    order = draw_order([s[0] for s in staff], seed)
+    load = dict(
+        session.execute(
+            select(t.c.staff_id, func.count())
+            .where(t.c.campaign_id == campaign.id, t.c.state.in_(OPEN_STATES), t.c.staff_id.is_not(None))
+            .group_by(t.c.staff_id)
+        ).all()
+    )
+    batch = f"pool:{campaign.id}:{utcnow().isoformat()}"
+    bands: list[dict[str, object]] = []
+    members: list[dict[str, object]] = []
+    for branch_id, n in sorted(per_branch.items()):
+        cands = [Candidate(s[0], load.get(s[0], 0), s[3]) for s in staff if s[1] == branch_id]
+        for band in plan_bands(cands, n, order)[0]:
+            no = len(bands)
+            bands.append(
+                {
+                    "batch": batch,
+                    "band_no": no,
+                    "grp": "gen",
+                    "branch_id": branch_id,
+                    "lo": band.lo,
+                    "hi": band.hi,
+                    "k": len(band.members),
+                    "level": band.level,
+                }
+            )
+            members += [
+                {"batch": batch, "band_no": no, "pos": p, "staff_id": sid}
+                for p, sid in enumerate(band.members)
+            ]
+    if not bands:
+        return 0
+    session.execute(insert(DistributionBand), bands)
+    session.execute(insert(DistributionMember), members)
+    customer = aliased(Customer)
+    rn = func.row_number().over(
+        partition_by=t.c.branch_id,
+        order_by=[customer.is_key.desc(), seeded_hash(t.c.customer_id, seed), t.c.id],
+    )
+    ranked = (
+        select(t.c.id, t.c.branch_id, rn.label("rn"))
+        .join(customer, customer.id == t.c.customer_id)
+        .where(*in_pool)
+        .subquery("ranked")
+    )
+    band, member = aliased(DistributionBand, name="band"), aliased(DistributionMember, name="member")
+    offset = ranked.c.rn - band.lo - 1
+    session.execute(
+        insert(DistributionPlan).from_select(
+            ["batch", "assignment_id", "staff_id", "load"],
+            select(literal(batch), ranked.c.id, member.staff_id, cast(band.level + offset // band.k, Integer))
+            .select_from(ranked)
+            .join(
+                band,
+                and_(
+                    band.batch == batch,
+                    band.branch_id == ranked.c.branch_id,
+                    ranked.c.rn > band.lo,
+                    ranked.c.rn <= band.hi,
+                ),
+            )
+            .join(
+                member,
+                and_(
+                    member.batch == band.batch,
+                    member.band_no == band.band_no,
+                    member.pos == cast(offset % band.k, Integer),
+                ),
+            ),
+        )
+    )
+    plan = DistributionPlan.__table__
+    hist = TransitionRecord.__table__
+    reason_sql = literal("least loaded in branch (") + cast(plan.c.load, String) + literal(" open)")
+    now = utcnow()
+    moved = 0
+    for sid in sorted({m["staff_id"] for m in members}):  # type: ignore[type-var]
+        mine = select(plan.c.assignment_id).where(plan.c.batch == batch, plan.c.staff_id == sid)
+        session.execute(
+            insert(hist).from_select(
+                ["entity", "entity_id", "from_state", "to_state", "trigger", "actor_id", "at", "reason"],
+                select(
+                    literal("assignment"),
+                    plan.c.assignment_id,
+                    literal(A.pool.value),
+                    literal(A.assigned.value),
+                    literal("assign"),
+                    literal(actor_id, type_=Integer),
+                    literal(now),
+                    reason_sql,
+                ).where(plan.c.batch == batch, plan.c.staff_id == sid),
+            )
+        )
+        reason_of = (
+            select(reason_sql).where(plan.c.batch == batch, plan.c.assignment_id == t.c.id).scalar_subquery()
+        )
+        moved += int(
+            session.execute(
+                update(t)
+                .where(t.c.id.in_(mine), *in_pool)
+                .values(staff_id=sid, state=A.assigned.value, reason=reason_of, version=t.c.version + 1)
+            ).rowcount
+            or 0
+        )
+    session.execute(delete(DistributionPlan).where(DistributionPlan.batch == batch))
+    session.execute(delete(DistributionMember).where(DistributionMember.batch == batch))
+    session.execute(delete(DistributionBand).where(DistributionBand.batch == batch))
+    for name, phase in PHASES:  # first tasks of the newly assigned, and the owner's alert
+        if name != "assignments":
+            phase(session, campaign)
+    session.expire_all()
+    return moved

@@ -164,3 +164,46 @@ def test_concurrent_http_claims_through_the_web_route(app, session, union):
     session.expire_all()
     row = session.get(Assignment, a.id)
     assert row.version == 2 and row.staff_id in {m.id for m in managers}
+
+
+def test_director_distributes_the_pool_again_key_customers_first(session, union):
+    from campaigns import assignment
+
+    union.m1.capacity = 1
+    union.m2.capacity = 1
+    plain = [make_customer(session, union.b1) for _ in range(3)]
+    campaign = make_campaign(session, union.director_b1, [union.b1], state="active")
+    session.commit()
+    assignment.generate(session, campaign)
+    session.commit()
+    pooled = session.scalars(
+        select(Assignment).where(Assignment.campaign_id == campaign.id, Assignment.state == "pool")
+    ).all()
+    assert len(pooled) == 1 and assignment.unassigned_alert(session, campaign) is not None
+    key = make_customer(session, union.b1, is_key=True)
+    session.add(Assignment(campaign_id=campaign.id, customer_id=key.id, branch_id=union.b1.id, state="pool"))
+    union.m1.capacity = 2  # room for exactly one more
+    session.commit()
+
+    assert pool.distribute_pool(session, campaign, union.director_b1.id) == 1
+    session.commit()
+    rows = {
+        a.customer_id: a
+        for a in session.scalars(select(Assignment).where(Assignment.campaign_id == campaign.id))
+    }
+    assert (rows[key.id].staff_id, rows[key.id].state, rows[key.id].reason) == (
+        union.m1.id,
+        "assigned",
+        "least loaded in branch (1 open)",
+    )
+    assert sum(1 for c in plain if rows[c.id].state == "pool") == 1
+    hist = session.scalars(select(TransitionRecord).where(TransitionRecord.trigger == "assign")).all()
+    assert [(h.entity_id, h.from_state, h.to_state, h.actor_id) for h in hist] == [
+        (rows[key.id].id, "pool", "assigned", union.director_b1.id)
+    ]
+    assert session.scalars(select(Task.staff_id).where(Task.assignment_id == rows[key.id].id)).all() == [
+        union.m1.id
+    ]
+    # everyone full again: nothing moves; the alert still names the one left
+    assert pool.distribute_pool(session, campaign, None) == 0
+    assert "1 assignments" in assignment.unassigned_alert(session, campaign).message
