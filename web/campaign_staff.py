@@ -162,7 +162,37 @@ def handover_page(campaign_id: int) -> Any:
 
 
 def _handover_render(campaign: Campaign, form: HandoverForm, owners: list[Any]) -> str:
-    return render_template("campaign_staff/handover.html", campaign=campaign, form=form, owners=owners)
+    in_pool = db.session.scalar(
+        select(func.count()).where(
+            Assignment.campaign_id == campaign.id,
+            Assignment.state == "pool",
+            current_scope().branch_filter(Assignment.branch_id, Role.director),
+        )
+    )
+    return render_template(
+        "campaign_staff/handover.html",
+        campaign=campaign,
+        form=form,
+        owners=owners,
+        in_pool=int(in_pool or 0),
+        pool_form=ClaimForm(),
+    )
+
+
+@bp.post("/campaigns/<int:campaign_id>/pool/distribute")
+@roles_required("director")
+def distribute(campaign_id: int) -> Any:
+    """Hand the campaign's pool out again by load (after capacities changed or people returned)."""
+    scope = current_scope()
+    campaign = services.get_campaign(db.session, scope, campaign_id)
+    services.require_director_of(scope, campaign)
+    if not ClaimForm().validate_on_submit():
+        flash(_("The form expired: reload and try again."), "danger")
+        return redirect(url_for(".handover_page", campaign_id=campaign.id)), 303
+    moved = pool.distribute_pool(db.session, campaign, current_staff_id())
+    db.session.commit()
+    flash(_("%(n)s pool customers assigned by load.", n=moved), "success" if moved else "warning")
+    return redirect(url_for(".handover_page", campaign_id=campaign.id)), 303
 
 
 # -- a staff member leaves -------------------------------------------------------------------------------

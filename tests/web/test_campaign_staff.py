@@ -86,3 +86,23 @@ def test_staff_leaving_page_spreads_by_load(client, session, union):
     # a colleague from another branch is not offered
     r = client.post("/staff/leaving", data={"leaver": leaver.id, "colleagues": [union.m3.id], "reason": "x"})
     assert r.status_code == 422
+
+
+def test_director_distributes_pool_from_the_handover_page(client, session, union):
+    union.m1.capacity = 1
+    union.m2.capacity = 1
+    for _ in range(3):
+        make_customer(session, union.b1)
+    campaign = make_campaign(session, union.director_b1, [union.b1], state="active")
+    session.commit()
+    assignment.generate(session, campaign)
+    union.m2.capacity = 5
+    session.commit()
+    login(client, union.director_b1)
+    page = client.get(f"/campaigns/{campaign.id}/handover").get_data(as_text=True)
+    assert "1 customers of your branches wait in the pool" in page
+    assert client.post(f"/campaigns/{campaign.id}/pool/distribute").status_code == 303
+    session.expire_all()
+    assert session.scalars(select(Assignment).where(Assignment.state == "pool")).all() == []
+    login(client, union.director_b2)
+    assert client.post(f"/campaigns/{campaign.id}/pool/distribute").status_code == 404
