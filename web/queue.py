@@ -32,6 +32,7 @@ bp = Blueprint("queue", __name__, url_prefix="/queue")
 nav.register("queue.my_queue", _l("My queue"), ("manager",), order=10)
 nav.register("queue.my_claims", _l("My claims"), ("manager",), order=12)
 nav.register("queue.appointments", _l("Appointments (预约)"), ("manager", "director"), order=14)
+nav.register("queue.overdue", _l("Overdue tasks"), ("director",), order=38)
 nav.register("queue.failures", _l("Failure reasons"), ("director", "admin"), order=40)
 
 CHANNEL_CHOICES = [

@@ -108,6 +108,8 @@ def test_claim_then_own_verification_is_403_and_checker_verifies(client, session
     assert r.status_code == 422
     r = client.post(f"/api/v1/claims/{cid}/verify", headers=hc, json={})
     assert r.status_code == 200 and r.get_json()["state"] == "verified" and r.get_json()["ledger_event_id"]
+    mine = client.get("/api/v1/claims", headers=hd).get_json()["items"]
+    assert [(c["id"], c["state"]) for c in mine] == [(cid, "verified")]
     # a manager is not a checker
     assert (
         client.post(f"/api/v1/claims/{cid}/verify", headers=bearer(session, union.m1), json={}).status_code

@@ -197,6 +197,7 @@ def test_failure_report_and_notifications_page(client, session, union):
     session.commit()
     login(client, union.director_b1)
     assert b"rival bank" in client.get("/queue/report/failures").data
+    assert client.get("/queue/overdue").status_code == 200
     login(client, union.m1)
     page = client.get("/queue/notifications")
     assert b"2 tasks due tomorrow" in page.data

@@ -272,6 +272,17 @@ def create_claim(body: ClaimIn) -> Any:
     return _claim_out(c).model_dump(mode="json"), 201
 
 
+class ClaimList(BaseModel):
+    items: list[ClaimOut]
+
+
+@api.get("/claims", tags=[TAGS["queue"]], responses={200: ClaimList, 403: ErrorOut})
+def list_claims() -> Any:
+    """My claims, newest first: state, flags, retention date and the checker's reason."""
+    sid = _manager()
+    return ClaimList(items=[_claim_out(c) for c in claims.my_claims(db.session, sid)]).model_dump(mode="json")
+
+
 def _checker_claim(claim_id: int) -> Claim:
     scope = api_scope()
     if not scope.has("checker", "admin"):
