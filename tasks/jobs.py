@@ -3,6 +3,7 @@
 * due-soon reminders (one notification per manager and day: tasks due tomorrow),
 * overdue escalation to the branch director (one per branch and day),
 * snooze wake-up (``bulk_fire('wake')`` on tasks whose date has come),
+* follow-on and cadence tasks of the campaigns' task templates (:mod:`tasks.cadence`),
 * appointment reminders (the day before, to the manager and the accompanying director),
 * automatic verification of claims confirmed by imported core-banking data, and the
   retention sweep (clawback of claims whose account closed inside the window).
@@ -116,10 +117,15 @@ def appointment_reminders(session: Session, now: dt.datetime | None = None, ahea
 
 @shared_task(name="tasks.morning", ignore_result=True)
 def morning() -> dict[str, int]:
-    """Wake snoozed tasks, then send due-soon reminders and overdue escalations."""
+    """Wake snoozed tasks, make follow-on and cadence tasks of the campaigns' templates, then send
+    due-soon reminders and overdue escalations."""
+    from tasks import cadence
+
     out = {}
     with db.transaction() as session:
         out["woken"] = wake_snoozed(session)
+    with db.transaction() as session:
+        out["generated"] = cadence.generate(session)
     with db.transaction() as session:
         out["due_soon"] = due_soon_reminders(session)
         out["escalated"] = overdue_escalation(session)

@@ -20,16 +20,19 @@ tasks_cli = AppGroup("tasks", help="Task queues: morning run, reminders, automat
 @tasks_cli.command("morning")
 @with_appcontext
 def morning() -> None:
-    """Wake snoozed tasks, send due-soon reminders and overdue escalations."""
-    from tasks import jobs
+    """Wake snoozed tasks, make template follow-on/cadence tasks, send reminders and escalations."""
+    from tasks import cadence, jobs
 
     with db.transaction() as session:
         woken = jobs.wake_snoozed(session)
     with db.transaction() as session:
+        made = cadence.generate(session)
+    with db.transaction() as session:
         due = jobs.due_soon_reminders(session)
         esc = jobs.overdue_escalation(session)
     click.echo(
-        f"woken {woken} snoozed task(s); due-soon reminders to {due} staff; overdue escalations to {esc} branch(es)"
+        f"woken {woken} snoozed task(s); {made} template task(s) made; "
+        f"due-soon reminders to {due} staff; overdue escalations to {esc} branch(es)"
     )
 
 
