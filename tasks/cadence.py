@@ -134,7 +134,8 @@ def generate_for(session: Session, campaign: Campaign, today: dt.date | None = N
             stmt = _rows(campaign, kind, title, key, today + dt.timedelta(days=within)).where(
                 *_working(campaign), done_before, ~select(Task.id).where(Task.source_key == key).exists()
             )
-        made += int(session.execute(insert(Task).from_select(COLUMNS, stmt)).rowcount or 0)
+        result = session.execute(insert(Task).from_select(COLUMNS, stmt))
+        made += int(getattr(result, "rowcount", 0) or 0)
     return made
 
 
