@@ -177,3 +177,23 @@ def test_concurrent_take_one_taker(session, union):
     assert sorted(results) == ["409"] * 7 + ["won"], results
     session.expire_all()
     assert session.get(Bounty, b.id).version == 2
+
+
+def test_demo_bounties(session):
+    from random import Random
+
+    from campaigns import bounty_demo
+    from customers import demo as customers_demo
+    from web.demo import DemoContext, seed_org
+
+    ctx = DemoContext(rng=Random(7), customers=200)
+    seed_org(session, ctx)
+    customers_demo.seed(session, ctx)
+    bounty_demo.seed(session, ctx)
+    session.commit()
+    rows = session.scalars(select(Bounty).order_by(Bounty.id)).all()
+    assert [(b.state, b.amount) for b in rows] == [
+        ("taken", Decimal("3000.00")),
+        ("open", Decimal("1500.00")),
+    ]
+    assert "县人民医院" in rows[0].title and rows[0].taken_by == ctx.staff["S1102"].id
