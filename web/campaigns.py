@@ -17,11 +17,11 @@ from campaigns.assignment import assignment_counts
 from campaigns.machine import campaign_workflow
 from campaigns.models import Campaign, CampaignBranch
 from config.database import db
+from web import labels, nav
+from web.auth import current_scope, current_staff_id, roles_required
 from workflow.diagram import render_svg
 from workflow.engine import available_triggers
 from workflow.models import JobProgress
-from web import labels, nav
-from web.auth import current_scope, current_staff_id, roles_required
 
 bp = Blueprint("campaigns", __name__, url_prefix="/campaigns")
 nav.register("campaigns.index", _l("Campaigns"), ("director", "admin", "checker"), order=20)

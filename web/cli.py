@@ -158,9 +158,8 @@ def register_cli(app: Flask) -> None:
 
 def main() -> None:
     """Console script ``campaignflow``."""
-    from web import create_app
-
     from config.settings import ConfigError
+    from web import create_app
 
     cli = FlaskGroup(create_app=create_app, help="campaignflow: campaigns, task queues and incentives.")
     try:

@@ -66,7 +66,7 @@ def seed_org(session: Session, ctx: DemoContext) -> None:
     add("S0002", "系统管理员", root, ("admin",))
     add("S0003", "刘复核", root, ("checker",))
     add("S0004", "人力资源 何会计", root, ("checker",))
-    for i, (code, _name, parent) in enumerate(BRANCHES[1:], start=1):
+    for i, (code, _name, _parent) in enumerate(BRANCHES[1:], start=1):
         b = ctx.branches[code]
         add(f"S{i}100", "王主任" if i == 1 else ctx.person_name() + "主任", b, ("director",))
         for j in range(1, 8 if i <= 2 else 7):

@@ -47,6 +47,7 @@ def init_app(app: Flask) -> None:
     app.jinja_env.filters["state"] = lambda s: str(labels.STATES.get(s, s))
     app.jinja_env.filters["trigger"] = lambda s: str(labels.TRIGGERS.get(s, s))
     app.jinja_env.filters["kind"] = lambda s: str(labels.KINDS.get(s, s))
+    app.jinja_env.filters["label"] = lambda s: str(labels.VALUES.get(s) or labels.STATES.get(s) or (s or ""))
     app.jinja_env.filters["badge"] = lambda s: BADGES.get(s, "secondary")
     app.jinja_env.filters["isodate"] = lambda d: d.isoformat() if isinstance(d, dt.date) else (d or "")
     app.jinja_env.filters["dt"] = lambda d: d.strftime("%Y-%m-%d %H:%M") if d else ""

@@ -83,6 +83,19 @@ class _KindLabels:
 
 KINDS = _KindLabels()
 
+#: Codes of other vocabularies shown on pages (tiers, alert types, customer types).
+VALUES = {
+    "vip": _l("VIP"),
+    "high": _l("high"),
+    "mass": _l("mass"),
+    "asset_drop": _l("asset drop"),
+    "unstable_funds": _l("unstable funds"),
+    "risk_change": _l("risk status change"),
+    "individual": _l("individual"),
+    "business": _l("business"),
+    "institution": _l("institution"),
+}
+
 ROLES = {
     "admin": _l("admin"),
     "director": _l("director"),

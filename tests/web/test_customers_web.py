@@ -134,7 +134,7 @@ def test_card_is_masked_by_default(client, union, people):
     assert "138****5678" in page and PHONE1 not in page
     assert "上河街" not in page and "四川省遂宁市蓬溪县****" in page
     assert "data-chart=" in page and "mobile_banking" in page
-    assert "Key customer" in page and "vip" in page
+    assert "Key customer" in page and "VIP" in page
     assert "farmer: evening visit" in page  # contact suggestion with its reason
     assert 'name="preferred_product"' in page  # the relationship manager edits needs
 
@@ -350,7 +350,7 @@ def test_card_shows_alerts_with_detail(client, session, union, people):
     session.commit()
     login(client, union.m1)
     page = client.get(f"/customers/{zhang.id}").get_data(as_text=True)
-    assert "asset_drop" in page and "500,000.00 → 100,000.00" in page
+    assert "asset drop" in page and "500,000.00 → 100,000.00" in page
 
 
 def test_alerts_page_lists_scoped_alerts_with_their_task(client, session, union, people):
@@ -367,7 +367,7 @@ def test_alerts_page_lists_scoped_alerts_with_their_task(client, session, union,
     session.commit()
     login(client, union.director_b1)
     page = client.get("/customers/alerts").get_data(as_text=True)
-    assert "asset_drop" in page and "张*明" in page and "王*" not in page and "due" in page
+    assert "asset drop" in page and "张*明" in page and "王*" not in page and "due" in page
     assert "张*明" not in client.get("/customers/alerts?type=risk_change").get_data(as_text=True)
     login(client, union.director)
     page = client.get("/customers/alerts?period=2026-11").get_data(as_text=True)
