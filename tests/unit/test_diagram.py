@@ -16,6 +16,16 @@ SVG = "{http://www.w3.org/2000/svg}"
 WORKFLOWS = [campaign_workflow, assignment_workflow, task_workflow]
 
 
+@pytest.fixture(autouse=True)
+def _restore_workflow_registry():  # noqa: ANN202
+    """Workflows declared by a test leave the process-wide registry afterwards (the state-machine
+    document and the diagrams page list every registered workflow)."""
+    saved = dict(Workflow.registry)
+    yield
+    Workflow.registry.clear()
+    Workflow.registry.update(saved)
+
+
 def parse(svg: str) -> ET.Element:
     return ET.fromstring(svg)  # well-formed XML, or this raises
 

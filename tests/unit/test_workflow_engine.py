@@ -15,6 +15,16 @@ from workflow.engine import FireContext, Guard, Transition, Workflow, available_
 from workflow.errors import ConflictError, GuardRefused, InvalidTransition, ReasonRequired
 
 
+@pytest.fixture(autouse=True)
+def _restore_workflow_registry():  # noqa: ANN202
+    """Workflows declared by a test leave the process-wide registry afterwards (the state-machine
+    document and the diagrams page list every registered workflow)."""
+    saved = dict(Workflow.registry)
+    yield
+    Workflow.registry.clear()
+    Workflow.registry.update(saved)
+
+
 class FakeSession:
     def __init__(self) -> None:
         self.added: list[Any] = []
