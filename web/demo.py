@@ -89,7 +89,7 @@ def seed_org(session: Session, ctx: DemoContext) -> None:
     session.flush()
 
 
-SEEDERS: list[str] = ["customers.demo", "campaigns.demo", "tasks.demo", "appraisal.demo"]
+SEEDERS: list[str] = ["customers.demo", "campaigns.demo", "campaigns.bounty_demo", "tasks.demo", "appraisal.demo"]
 
 
 def seed(customers: int = 3000, if_empty: bool = False, echo: Callable[[str], Any] = print) -> DemoContext | None:

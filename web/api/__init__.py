@@ -46,7 +46,7 @@ def api_scope() -> Scope:
 def register_api(app: Flask) -> None:
     from web.api import campaigns  # noqa: F401 - registers its endpoints on `api`
 
-    for module in ("web.api.customers", "web.api.queue", "web.api.appraisal"):
+    for module in ("web.api.customers", "web.api.queue", "web.api.appraisal", "web.api.campaign_staff"):
         try:
             importlib.import_module(module)
         except ModuleNotFoundError as exc:
