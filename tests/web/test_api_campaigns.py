@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
+from campaigns import services
 from campaigns.models import Campaign
 from org.models import ApiToken
 from tests.factories import bearer, make_campaign, make_customer
@@ -219,3 +220,36 @@ def test_openapi_document_lists_the_endpoints(client):
         "close",
         "cancel",
     ]
+
+
+def test_concurrent_change_is_409_and_nothing_is_lost(client, session, union, monkeypatch):
+    """CONC-02 through the API: someone else changes the campaign between our load and our write."""
+    from config.database import db
+    from workflow.engine import fire
+
+    c = make_campaign(session, union.director_b1, [union.b1], state="active")
+    session.commit()
+    headers = bearer(session, union.director_b1)
+    real_get = services.get_campaign
+
+    def get_then_someone_else_writes(s, scope, campaign_id):  # noqa: ANN001, ANN202
+        mine = real_get(s, scope, campaign_id)  # loaded at version 1
+        other = db.factory()
+        try:
+            theirs = other.get(Campaign, campaign_id)
+            fire(other, theirs, "pause", actor_id=union.director.id, reason="theirs")
+            other.commit()
+        finally:
+            other.close()
+        return mine
+
+    monkeypatch.setattr(services, "get_campaign", get_then_someone_else_writes)
+    r = transition(client, c.id, headers, action="close", reason="mine")
+    assert r.status_code == 409
+    body = r.get_json()
+    assert body["error"] == "ConflictError" and "reload and try again" in body["message"]
+    session.rollback()
+    session.expire_all()
+    stored = session.get(Campaign, c.id)
+    assert stored.state == "paused" and stored.version == 2 and stored.state_reason == "theirs"
+    assert [r.reason for r in session.scalars(select(TransitionRecord))] == ["theirs"]
