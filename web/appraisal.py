@@ -52,6 +52,7 @@ from org.services import audit
 from web import nav
 from web.auth import current_scope, current_staff_id, roles_required
 from workflow.engine import history
+from workflow.errors import GuardRefused
 from workflow.models import JobProgress
 
 bp = Blueprint("appraisal", __name__, url_prefix="/appraisal")
@@ -238,7 +239,12 @@ def run_approve(run_id: int) -> Any:
     if not EmptyForm().validate_on_submit():
         abort(400)
     staff = db.session.get(Staff, current_staff_id())
-    runs.approve_run(db.session, run, staff)  # workflow errors → 409 page with the reason
+    try:
+        runs.approve_run(db.session, run, staff)  # guard refusals (four eyes) → 409 page with the reason
+    except runs.RunError as exc:
+        db.session.rollback()
+        _errors(exc)
+        return redirect(url_for(".run_detail", run_id=run.id)), 303
     db.session.commit()
     flash(_("Run approved."), "success")
     return redirect(url_for(".run_detail", run_id=run.id)), 303
@@ -253,7 +259,7 @@ def run_lock(run_id: int) -> Any:
         abort(400)
     try:
         runs.lock_run(db.session, run, current_staff_id(), bool(form.imports_done.data))
-    except runs.RunError as exc:
+    except (runs.RunError, GuardRefused) as exc:
         db.session.rollback()
         _errors(exc)
         return redirect(url_for(".run_detail", run_id=run.id)), 303

@@ -97,7 +97,8 @@ def test_month_end_journey(client, session, example, month) -> None:  # noqa: AN
     login(client, u.checker)
     page = client.get(f"/appraisal/runs/{run.id}").get_data(as_text=True)
     assert "Close checklist" in page
-    client.post(f"/appraisal/runs/{run.id}/lock", data={})
+    r = client.post(f"/appraisal/runs/{run.id}/lock", data={}, follow_redirects=True)
+    assert "close checklist is not complete" in r.get_data(as_text=True)
     session.refresh(run)
     assert run.state == "approved"  # imports not confirmed
     client.post(f"/appraisal/runs/{run.id}/lock", data={"imports_done": "y"})
@@ -237,3 +238,24 @@ def test_training_complaints_and_scorecards(client, session, union) -> None:  # 
     login(client, u.m1)
     assert client.get("/appraisal/scorecards").status_code == 200
     assert client.post("/appraisal/scorecards", data={"w_results": 1}).status_code == 403
+
+
+def test_computing_run_shows_progress_and_no_lines(client, session, union, month) -> None:  # noqa: ANN001, F811
+    from appraisal.runs import begin_run
+    from workflow.models import JobProgress
+
+    run = begin_run(session, month)
+    session.add(
+        JobProgress(kind="incentive_run", subject=f"run:{month}:union", state="running", done=1, total=4)
+    )
+    session.commit()
+    login(client, union.checker)
+    page = client.get(f"/appraisal/runs/{run.id}").get_data(as_text=True)
+    assert "hx-get" in page and "being computed" in page and "Payroll sheet" not in page
+    r = client.get(f"/appraisal/runs/{run.id}/export?fmt=csv&lines=1")
+    assert r.status_code == 303  # nothing to export while computing
+    login(client, union.director)
+    r = client.post(f"/appraisal/runs/{run.id}/approve", follow_redirects=True)
+    assert "still computing" in r.get_data(as_text=True)
+    session.refresh(run)
+    assert run.state == "computing"
