@@ -56,7 +56,13 @@ def run_cmd(month: str, scope: str | None, by: str | None) -> None:
     """Compute (or recompute) the run of MONTH; a progress bar shows its phases."""
     from appraisal.runs import PHASES, compute_run, run_delay
 
+    from appraisal.ledger import parse_month
+
     errors = _domain_errors()
+    try:
+        month = parse_month(month)  # a bad month is refused before any progress is shown
+    except errors as exc:
+        _fail(str(exc))
     try:
         with click.progressbar(length=PHASES, label=f"incentive run {month}", file=sys.stderr) as bar:
             seen = [0]
