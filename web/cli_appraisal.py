@@ -54,9 +54,8 @@ def _domain_errors() -> tuple[type[BaseException], ...]:
 @with_appcontext
 def run_cmd(month: str, scope: str | None, by: str | None) -> None:
     """Compute (or recompute) the run of MONTH; a progress bar shows its phases."""
-    from appraisal.runs import PHASES, compute_run, run_delay
-
     from appraisal.ledger import parse_month
+    from appraisal.runs import PHASES, compute_run, run_delay
 
     errors = _domain_errors()
     try:
