@@ -345,7 +345,12 @@ def median(xs: list[float]) -> float:
 def run_database(
     label: str, url: str, rows: int, runs: int, interactive: int, mem_rows: int
 ) -> dict[str, Any]:
-    engine = make_engine(url, pool_size=5) if url.startswith("postgresql") else make_engine(url)
+    # no pre-ping on checkout: the raw baseline does not health-check its connection either
+    engine = (
+        make_engine(url, pool_size=5, pool_pre_ping=False)
+        if url.startswith("postgresql")
+        else make_engine(url)
+    )
     BenchBase.metadata.create_all(engine)
     Base.metadata.create_all(engine)  # transition_record (and what its foreign keys need)
     factory = sessionmaker(bind=engine, expire_on_commit=False)
