@@ -355,6 +355,8 @@ def decide(session: Session, data: MonthData, run_id: int | None) -> Computed:
     # -- bounties won and not yet paid ------------------------------------------------------------
     bounty_ids = _bounty_lines(session, data, engine_lines, meta, campaign_ids)
     result = compute_statement(engine_lines, _budgets_left(session, data))
+    del engine_lines  # the statement holds the final lines; keep one copy in memory
+    scaled = result.scaled
 
     rows: list[dict[str, Any]] = []
     for sl in result.lines:
@@ -383,6 +385,7 @@ def decide(session: Session, data: MonthData, run_id: int | None) -> Computed:
                 "dispute_id": None,
             }
         )
+    del result
     dispute_ids = _adjustment_lines(session, data, run_id, rows)
     codes = {cid: code for code, cid in campaign_ids.items() if cid is not None}
     rows.sort(
@@ -404,7 +407,7 @@ def decide(session: Session, data: MonthData, run_id: int | None) -> Computed:
         "campaigns": {k: str(sum(v, Decimal("0.00"))) for k, v in sorted(by_campaign.items())},
         "scaled": {
             k: {"budget_left": str(s.budget_left), "positive_sum": str(s.positive_sum)}
-            for k, s in result.scaled.items()
+            for k, s in scaled.items()
         },
     }
     return Computed(
@@ -580,8 +583,14 @@ def insert_lines(session: Session, rows: list[dict[str, Any]]) -> None:
     cols = ", ".join(_LINE_COLUMNS)
     dialect = session.get_bind().dialect.name
     if dialect == "postgresql":
-        payload = json.dumps(
-            [{c: _json_value(r.get(c)) for c in _LINE_COLUMNS} for r in rows], ensure_ascii=False
+        # one row object at a time (never a second list of 100 000 dicts in memory)
+        payload = (
+            "["
+            + ",".join(
+                json.dumps({c: _json_value(r.get(c)) for c in _LINE_COLUMNS}, ensure_ascii=False)
+                for r in rows
+            )
+            + "]"
         )
         sql = (
             f"INSERT INTO statement_line ({cols}) SELECT {cols} "  # noqa: S608 - fixed column names
