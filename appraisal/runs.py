@@ -696,7 +696,22 @@ def lock_run(session: Session, run: IncentiveRun, actor_id: int, imports_done: b
     missing = [f"{i.label} ({i.detail})" for i in close_checklist(session, run, imports_done) if not i.ok]
     run_workflow.fire(session, run, "lock", actor_id=actor_id, payload={"checklist_missing": missing})
     _pay_bounties(session, run, actor_id)
+    _settle_campaigns(session, run, actor_id)
     return run
+
+
+def _settle_campaigns(session: Session, run: IncentiveRun, actor_id: int) -> None:
+    """closed → settled for campaigns whose last month this union run pays (PRODUCT.md §5)."""
+    if run.scope_branch_id is not None:
+        return  # a branch run does not close the books of a campaign
+    from campaigns.models import Campaign
+    from workflow.engine import fire
+
+    first, last = month_bounds(run.month)
+    for campaign in session.scalars(
+        select(Campaign).where(Campaign.state == "closed", Campaign.end_date <= last).order_by(Campaign.id)
+    ):
+        fire(session, campaign, "settle", actor_id=actor_id, payload={"run": f"{run.month}:{run.scope_key}"})
 
 
 def _pay_bounties(session: Session, run: IncentiveRun, actor_id: int) -> None:

@@ -476,3 +476,18 @@ def test_union_and_branch_runs_of_one_month_exclude_each_other(session, example,
     assert {
         line.staff_id for line in session.scalars(select(StatementLine).where(StatementLine.run_id == b2.id))
     } == {example[0].m3.id}
+
+
+def test_lock_settles_campaigns_whose_last_month_it_pays(session, example, month) -> None:  # noqa: ANN001
+    u, camp_a, camp_b, _ = example
+    first, last = ledger.month_bounds(month)
+    camp_b.end_date = last
+    camp_b.state = "closed"
+    session.commit()
+    run = runs.compute_run(session, month, actor_id=u.checker.id)
+    runs.approve_run(session, run, u.director)
+    runs.lock_run(session, run, u.checker.id, imports_done=True)
+    session.commit()
+    session.refresh(camp_b)
+    session.refresh(camp_a)
+    assert (camp_b.state, camp_a.state) == ("settled", "active")
