@@ -595,7 +595,9 @@ def _fill_split(form: Any, branches: list[Branch], people: list[Staff], by_weigh
             continue
         parts = split_values(Decimal(total), weights)
         for s in staff:
-            getattr(form, f"s_{s.id}").data = parts.get(s.staff_no)
+            cell = getattr(form, f"s_{s.id}")
+            cell.data = parts.get(s.staff_no)
+            cell.raw_data = None  # a browser posts the empty cells: show the split, not what was sent
         getattr(form, f"split_{b.id}").data = "by_weight" if by_weight else "by_headcount"
 
 
