@@ -30,14 +30,24 @@ def get_campaign(session: Session, scope: Scope, campaign_id: int) -> Campaign:
     return campaign
 
 
-def can_see(session: Session, scope: Scope, campaign: Campaign) -> bool:
-    # a manager's role row is not branch-scoped (it would read as union-wide): managers see the
-    # campaigns of their own branch
+def visible_branches(scope: Scope) -> frozenset[int] | None:
+    """Branches whose campaigns the caller may see; None means every campaign.
+
+    A manager's role row is not branch-scoped (it would read as union-wide): managers see the
+    campaigns of their own branch.
+    """
     branches = scope.branches_for("admin", "director", "checker")
     if branches is None:
-        return True
+        return None
     if scope.has("manager") and scope.branch_id is not None:
         branches = branches | {scope.branch_id}
+    return branches
+
+
+def can_see(session: Session, scope: Scope, campaign: Campaign) -> bool:
+    branches = visible_branches(scope)
+    if branches is None:
+        return True
     return campaign.all_branches or any(b.id in branches for b in campaign.branches)
 
 

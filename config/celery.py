@@ -52,7 +52,6 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "broker_connection_retry_on_startup": True,
         "beat_schedule": beat_schedule(),
         "imports": ["campaigns.jobs"] + _optional_job_modules(),
-        "worker_hijack_root_logger": False,
     }
     if settings.broker_url.startswith("redis"):
         conf["broker_transport_options"] = {"visibility_timeout": VISIBILITY_TIMEOUT}

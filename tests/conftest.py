@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.orm import close_all_sessions
 
 from config.database import Base, db, import_models
 from config.migrate import upgrade
@@ -62,6 +63,7 @@ def database_url(database_template: str, tmp_path: Path) -> Iterator[str]:
     if USE_PG:
         yield database_template
         db.session.remove()
+        close_all_sessions()  # a session left mid-transaction would block the TRUNCATE
         tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
         engine = db.configure(database_template)
         with engine.begin() as conn:

@@ -44,11 +44,9 @@ class ActionForm(FlaskForm):
 
 def scoped_campaigns() -> Any:
     """SELECT of the campaigns the caller may see."""
-    scope = current_scope()
     stmt = select(Campaign)
-    branches = scope.branches_for("admin", "director", "checker", "manager")
+    branches = services.visible_branches(current_scope())
     if branches is not None:
-        branches = set(branches) | ({scope.branch_id} if scope.has("manager") else set())
         stmt = stmt.where(
             or_(
                 Campaign.all_branches.is_(True),

@@ -43,3 +43,14 @@ def test_manager_cannot_act_and_other_branch_director_sees_404(client, session, 
     assert client.post(f"/campaigns/{campaign.id}/action", data={"action": "launch"}).status_code == 403
     login(client, union.director_b2)
     assert client.get(f"/campaigns/{campaign.id}").status_code == 404
+
+
+def test_manager_sees_only_campaigns_of_own_branch(client, session, union):
+    mine = make_campaign(session, union.director_b1, [union.b1], name="城关活动")
+    other = make_campaign(session, union.director_b2, [union.b2], name="新场活动")
+    session.commit()
+    login(client, union.m1)
+    page = client.get("/campaigns/").get_data(as_text=True)
+    assert "城关活动" in page and "新场活动" not in page
+    assert client.get(f"/campaigns/{other.id}").status_code == 404
+    assert client.get(f"/campaigns/{mine.id}").status_code == 200
