@@ -6,8 +6,8 @@ posted for the hospital's payroll; the senior manager takes it (exclusive for 14
 else can take it), the agreement is claimed and verified, which wins the bounty, and the bounty is
 paid in that month's incentive run (a statement line, then "paid" when the month is locked).
 
-Not in the product yet (see the journeys report): the later steps (negotiate → agreement signed →
-accounts opened on site) are not made when the step before is completed.
+Each step of the drive makes the next when it is done (contact the finance office → negotiate →
+agreement signed → accounts opened on site: the kind's templates with ``after:``).
 """
 
 from __future__ import annotations
@@ -130,13 +130,38 @@ def test_journey_5_payroll_drive_bounty_taken_verified_and_paid(client, session,
     r = client.post(f"/bounties/{bounty.id}/take")
     assert r.status_code == 409 and b"already taken" in r.data
 
-    # he works the first step, then claims the signed agreement
+    # he walks the steps: finance office → negotiate → agreement signed → accounts opened on site
     login(client, u.m2)
-    r = client.post(
-        f"/queue/task/{first.id}/complete",
-        data={"channel": "visit", "content": "见了财务科长，同意下周谈代发方案", "reaction": "interested"},
-    )
-    assert r.status_code == 303
+    step = first
+    said = {
+        "contact_finance_office": "见了财务科长，同意下周谈代发方案",
+        "negotiate": "谈妥代发费率与上门开卡安排",
+        "agreement": "代发工资协议已签署",
+        "accounts_on_site": "在医院现场开卡 120 户",
+    }
+    walked = []
+    for kind in ("contact_finance_office", "negotiate", "agreement", "accounts_on_site"):
+        assert step is not None and step.kind == kind and step.staff_id == u.m2.id, (kind, step)
+        walked.append(kind)
+        r = client.post(
+            f"/queue/task/{step.id}/complete",
+            data={"channel": "visit", "content": said[kind], "reaction": "interested"},
+        )
+        assert r.status_code == 303, r.get_data(as_text=True)[-1500:]
+        session.rollback()
+        done_id = step.id
+        step = session.scalar(
+            select(Task).where(Task.assignment_id == a.id, Task.state == "open").order_by(Task.id)
+        )
+        if step is not None:
+            assert step.detail["previous_task_id"] == done_id
+            assert f'data-testid="task-{step.id}"' in client.get("/queue/").get_data(as_text=True)
+    assert walked == ["contact_finance_office", "negotiate", "agreement", "accounts_on_site"]
+    assert step is None  # the last step makes nothing more
+    from tasks.services import create_template_successors
+
+    assert create_template_successors(session, session.get(Task, first.id)) == []  # never twice
+    session.rollback()
     r = client.post(
         "/queue/claim",
         data={
