@@ -15,7 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from campaigns.machine import assignment_workflow
-from campaigns.models import Assignment, Campaign
+from campaigns.models import Assignment
 from config import clock
 from customers.models import Customer, Lifecycle
 from org.models import Role, Staff, StaffRole, StaffStatus
@@ -151,56 +151,12 @@ def complete(
         actor_id=actor_id,
         payload={"follow_up_id": follow_up.id} if follow_up else None,
     )
-    create_template_successors(session, task)
     if task.source == "appointment" and task.detail and task.detail.get("appointment_id"):
         appt = session.get(Appointment, int(task.detail["appointment_id"]))
         if appt is not None and appt.state == AppointmentState.booked:
             appt.state = AppointmentState.done  # the visit happened: its task was completed
             session.flush()
     return follow_up
-
-
-def create_template_successors(session: Session, task: Task) -> list[Task]:
-    """The campaign's next steps once ``task`` is done: every task template written
-    ``{kind: negotiate, after: contact_finance_office, within_days: 14}`` whose ``after`` is this
-    task's kind makes one task for the same assignment and owner, due ``within_days`` from today.
-    Idempotent by ``source_key = tpl:<campaign>:<template index>:<assignment>``."""
-    if task.campaign_id is None or task.assignment_id is None:
-        return []
-    campaign = session.get(Campaign, task.campaign_id)
-    templates = (campaign.task_templates if campaign is not None else None) or []
-    made: list[Task] = []
-    for index, tpl in enumerate(templates):
-        if index == 0 or not tpl.get("after") or tpl.get("after") != task.kind:
-            continue
-        key = f"tpl:{task.campaign_id}:{index}:{task.assignment_id}"
-        if session.scalar(select(Task.id).where(Task.source_key == key)) is not None:
-            continue
-        kind = str(tpl.get("kind") or "contact")
-        customer_no = (
-            session.scalar(select(Customer.customer_no).where(Customer.id == task.customer_id))
-            if task.customer_id
-            else None
-        )
-        nxt = Task(
-            kind=kind,
-            title=str(tpl.get("title") or f"{kind}: {customer_no or ''}")[:200],
-            campaign_id=task.campaign_id,
-            assignment_id=task.assignment_id,
-            customer_id=task.customer_id,
-            branch_id=task.branch_id,
-            staff_id=task.staff_id,
-            due_on=clock.today() + dt.timedelta(days=int(tpl.get("within_days", 7))),
-            priority=task.priority,
-            source="template",
-            source_key=key,
-            detail={"previous_task_id": task.id},
-        )
-        session.add(nxt)
-        made.append(nxt)
-    if made:
-        session.flush()
-    return made
 
 
 def record_follow_up(session: Session, task: Task, actor_id: int, data: FollowUpInput) -> FollowUp:

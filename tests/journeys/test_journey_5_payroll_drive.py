@@ -6,8 +6,9 @@ posted for the hospital's payroll; the senior manager takes it (exclusive for 14
 else can take it), the agreement is claimed and verified, which wins the bounty, and the bounty is
 paid in that month's incentive run (a statement line, then "paid" when the month is locked).
 
-Each step of the drive makes the next when it is done (contact the finance office → negotiate →
-agreement signed → accounts opened on site: the kind's templates with ``after:``).
+Each step of the drive makes the next once it is done (contact the finance office → negotiate →
+agreement signed → accounts opened on site: the kind's templates with ``after:``), by the morning
+job (``tasks.jobs.morning`` → ``tasks.cadence.generate``).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from campaigns.bounty_models import Bounty
 from campaigns.models import Assignment, Campaign
 from config import clock
 from config.database import db
+from tasks.jobs import morning
 from tasks.models import Claim, Task
 from tests.factories import login, make_customer
 
@@ -149,19 +151,17 @@ def test_journey_5_payroll_drive_bounty_taken_verified_and_paid(client, session,
         )
         assert r.status_code == 303, r.get_data(as_text=True)[-1500:]
         session.rollback()
+        morning()  # the next morning: the follow-on task of the step just done
         done_id = step.id
         step = session.scalar(
             select(Task).where(Task.assignment_id == a.id, Task.state == "open").order_by(Task.id)
         )
         if step is not None:
-            assert step.detail["previous_task_id"] == done_id
+            assert step.id > done_id and step.source_key.startswith(f"tpl:{c.id}:")
             assert f'data-testid="task-{step.id}"' in client.get("/queue/").get_data(as_text=True)
     assert walked == ["contact_finance_office", "negotiate", "agreement", "accounts_on_site"]
     assert step is None  # the last step makes nothing more
-    from tasks.services import create_template_successors
-
-    assert create_template_successors(session, session.get(Task, first.id)) == []  # never twice
-    session.rollback()
+    assert morning()["generated"] == 0  # never twice
     r = client.post(
         "/queue/claim",
         data={
