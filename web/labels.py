@@ -94,6 +94,14 @@ VALUES = {
     "individual": _l("individual"),
     "business": _l("business"),
     "institution": _l("institution"),
+    # machines
+    "campaign": _l("Campaign"),
+    "assignment": _l("Assignment"),
+    "task": _l("Task"),
+    "claim": _l("Result claim"),
+    "bounty": _l("Bounty"),
+    "incentive_run": _l("Incentive run"),
+    "dispute": _l("Dispute"),
 }
 
 ROLES = {

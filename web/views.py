@@ -5,14 +5,16 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Blueprint, redirect, render_template, request, session, url_for
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required
 
 from config.database import db
 from org.models import Staff
-from web import LOCALES
+from web import LOCALES, nav
 from web.auth import current_scope
 
 bp = Blueprint("main", __name__)
+nav.register("main.workflows", _l("Workflows"), ("director", "admin", "checker"), order=90)
 
 
 @bp.get("/")
@@ -39,6 +41,27 @@ def set_language() -> Any:
             db.session.commit()
     target = request.referrer or url_for("main.home")
     return redirect(target)
+
+
+@bp.get("/workflows")
+@login_required
+def workflows() -> Any:
+    """Every state machine of the product, drawn from its own definition, for directors to read."""
+    from config.database import import_models
+    from web import labels
+    from workflow.diagram import render_svg
+    from workflow.engine import Workflow
+
+    import_models()
+    machines = [
+        {
+            "name": wf.name,
+            "svg": render_svg(wf, labels=labels.state_labels(), trigger_labels=labels.trigger_labels()),
+            "rows": [(t.source, t.trigger, t.dest, [g.name for g in t.guards], t.reason_required) for t in wf.transitions],
+        }
+        for wf in sorted(Workflow.registry.values(), key=lambda w: w.name)
+    ]
+    return render_template("workflows.html", machines=machines)
 
 
 def _endpoints() -> set[str]:

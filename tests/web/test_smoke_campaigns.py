@@ -54,3 +54,11 @@ def test_manager_sees_only_campaigns_of_own_branch(client, session, union):
     assert "城关活动" in page and "新场活动" not in page
     assert client.get(f"/campaigns/{other.id}").status_code == 404
     assert client.get(f"/campaigns/{mine.id}").status_code == 200
+
+
+def test_workflows_page_draws_every_machine(client, union):
+    login(client, union.director)
+    page = client.get("/workflows").get_data(as_text=True)
+    for name in ("campaign", "assignment", "task", "claim", "bounty", "incentive_run", "dispute"):
+        assert f'id="machine-{name}"' in page
+    assert page.count("<svg") >= 7
