@@ -5,16 +5,21 @@ those grids; launch gives each manager shops with a first "visit" task; on each 
 records the contact and registers a new prospect on the spot; the dashboard shows the contact
 rate and the funnel to accounts opened.
 
+The dashboard's per-grid table (and its XLSX) shows the visits done, contacts and conversions
+of each grid.
+
 Not in the product yet (see the journeys report): assignment by grid (each manager gets the shops
-of a grid — assignment balances by load), and the dashboard's visits per grid / prospects made.
+of a grid — assignment balances by load), and "prospects made" on the dashboard.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import io
 import json
 import re
 
+import openpyxl
 from sqlalchemy import func, select
 
 from campaigns.models import Assignment, Campaign
@@ -126,3 +131,19 @@ def test_journey_4_canvassing_week_over_four_grids(client, session, union):
     ]
     funnel = next(ch for ch in charts if ch.get("type") in ("bar", "funnel") and "12" in json.dumps(ch))
     assert [12, 2, 1, 0] == [int(v) for v in funnel["data"]["datasets"][0]["data"]][:4]
+
+    # visits per grid: on the page and in the XLSX
+    assert "Per grid (扫街扫楼)" in page
+    visited = {
+        session.scalar(select(Customer.grid).where(Customer.id == t.customer_id)) for t in (first, second)
+    }
+    r = client.get(f"/campaigns/{c.id}/dashboard/grids.xlsx")
+    assert r.status_code == 200
+    rows = list(openpyxl.load_workbook(io.BytesIO(r.data)).active.iter_rows(values_only=True))
+    by_grid = {row[0]: row for row in rows[1:]}
+    assert sorted(by_grid) == grids  # G07 and the resident are not in the campaign
+    assert all(by_grid[g][1] == 3 for g in grids)  # three shops each
+    assert sum(by_grid[g][2] for g in grids) == 2  # two visits done
+    assert sum(by_grid[g][3] for g in grids) == 2  # two contacted
+    for g in visited:
+        assert by_grid[g][2] >= 1
