@@ -34,9 +34,10 @@ MONEY_CONTEXT = Context(prec=60, rounding=ROUND_HALF_UP, traps=[InvalidOperation
 
 def to_fen(x: Decimal | int) -> Decimal:
     """Round an exact amount to the fen with ROUND_HALF_UP (halves go away from zero: 5.025 → 5.03, −5.025 → −5.03)."""
-    value = as_decimal(x, "amount")
-    with localcontext(MONEY_CONTEXT):
-        rounded = value.quantize(FEN, rounding=ROUND_HALF_UP)
+    if x.__class__ is Decimal and x.is_finite():  # the common case: no checks or context switch needed
+        rounded = x.quantize(FEN, rounding=ROUND_HALF_UP, context=MONEY_CONTEXT)
+    else:
+        rounded = as_decimal(x, "amount").quantize(FEN, rounding=ROUND_HALF_UP, context=MONEY_CONTEXT)
     # −0.00 equals 0.00 but would print as "-0.00" on a statement.
     return rounded if rounded != 0 else Decimal("0.00")
 
@@ -51,6 +52,8 @@ def fen_down(x: Decimal | int) -> Decimal:
 
 def as_decimal(value: Any, what: str = "value") -> Decimal:
     """Return ``value`` as a finite Decimal, accepting only Decimal and int (bool and binary fractions are refused)."""
+    if value.__class__ is Decimal and value.is_finite():  # fast path (the run calls this per line)
+        return value
     # bool is an int subclass; True as an amount is always a mistake.
     if isinstance(value, bool) or not isinstance(value, Decimal | int):
         raise TypeError(

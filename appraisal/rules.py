@@ -672,10 +672,15 @@ _FORMULAS: dict[tuple[RuleKind, TierMode | str | None], str] = {
 }
 
 
+_HUNDRED = Decimal(100)
+
+
 def _money(number: Decimal) -> str:
     """Show an amount with two decimals, or with all its decimals when it is not a whole fen yet."""
-    if is_fen(number):
-        return f"{number.quantize(FEN, context=MONEY_CONTEXT):f}"
+    if number.is_finite():
+        rounded = number.quantize(FEN, context=MONEY_CONTEXT)
+        if rounded == number:  # a whole number of fen (is_fen, with one quantize instead of two)
+            return f"{rounded:f}"
     return f"{number.normalize(context=MONEY_CONTEXT):f}"
 
 
@@ -688,14 +693,13 @@ def _plain(number: Decimal) -> str:
 
 def _percent(fraction: Decimal) -> str:
     """Show a fraction as a percentage (0.0015 → 0.15%)."""
-    with localcontext(MONEY_CONTEXT):
-        return _plain(fraction * 100) + "%"
+    return _plain(MONEY_CONTEXT.multiply(fraction, _HUNDRED)) + "%"
 
 
 def _attainment(value: Decimal, target: Decimal) -> str:
     """Show attainment as a percentage cut (not rounded) to 0.01 %, so 119.999 % never shows as 120 %."""
-    with localcontext(MONEY_CONTEXT):
-        shown = (value * 100 / target).quantize(FEN, rounding=ROUND_DOWN)
+    ctx = MONEY_CONTEXT
+    shown = ctx.divide(ctx.multiply(value, _HUNDRED), target).quantize(FEN, rounding=ROUND_DOWN, context=ctx)
     return _plain(shown) + "%"
 
 
@@ -1138,14 +1142,17 @@ def compute_statement(
 
     scaled: dict[str, BudgetScaling] = {}
     final: dict[tuple[str, str, str], StatementLine] = {sl.key: sl for sl in ordered}
-    for campaign in sorted({sl.campaign for sl in ordered}):
+    by_campaign: dict[str, list[StatementLine]] = {}
+    for sl in ordered:
+        by_campaign.setdefault(sl.campaign, []).append(sl)
+    for campaign in sorted(by_campaign):
         budget = budgets_left.get(campaign)
         if budget is None:
             continue
         budget = as_decimal(budget, f"budget left of {campaign}")
         # A budget lowered below what was already paid leaves nothing more to pay, not a clawback.
         budget = max(budget, Decimal("0.00"))
-        campaign_lines = [sl for sl in ordered if sl.campaign == campaign]
+        campaign_lines = by_campaign[campaign]
         positive_sum = sum_fen(sl.line.amount for sl in campaign_lines if sl.line.amount > 0)
         if positive_sum <= budget:
             continue
@@ -1169,12 +1176,19 @@ def compute_statement(
         campaign_amounts.setdefault(sl.campaign, []).append(sl.line.amount)
     return StatementResult(
         lines=result_lines,
-        totals={staff_no: sum_fen(amounts) for staff_no, amounts in sorted(totals.items())},
+        totals={staff_no: _sum_checked_fen(amounts) for staff_no, amounts in sorted(totals.items())},
         campaign_totals={
-            campaign: sum_fen(amounts) for campaign, amounts in sorted(campaign_amounts.items())
+            campaign: _sum_checked_fen(amounts) for campaign, amounts in sorted(campaign_amounts.items())
         },
         scaled=scaled,
     )
+
+
+def _sum_checked_fen(amounts: list[Decimal]) -> Decimal:
+    """``sum_fen`` of amounts already checked to be whole fen: an exact Decimal sum, shown with two decimals."""
+    with localcontext(MONEY_CONTEXT):
+        total = sum(amounts, Decimal("0.00"))
+    return total.quantize(FEN, context=MONEY_CONTEXT)
 
 
 def _scaled_line(line: Line, old: Decimal, new: Decimal, budget: Decimal, positive_sum: Decimal) -> Line:

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import and_, delete, func, or_, select, text, update
+from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from appraisal.ledger import MonthError, locked_scopes, month_bounds, month_of, parse_month
@@ -314,6 +314,7 @@ def decide(session: Session, data: MonthData, run_id: int | None) -> Computed:
     scores = None
     rule_versions: dict[str, int] = {}
     campaign_ids: dict[str, int | None] = {NO_CAMPAIGN: None}
+    targets_of: dict[tuple[int, str], dict[int, Decimal | None]] = {}
     for c in data.campaigns:
         campaign_ids[c.code] = c.id
         rule_versions[c.code] = c.rule_version
@@ -340,12 +341,16 @@ def decide(session: Session, data: MonthData, run_id: int | None) -> Computed:
                 continue
             # with no result, only a fixed penalty below a threshold can give a line (step 3)
             pays_at_zero = rule.kind is RuleKind.PENALTY and rule.below is not None
+            measure = rule.measure or ""
+            targets = targets_of.setdefault((c.id, measure), {})  # rules on one measure share targets
             for sid in participants:
-                measure = rule.measure or ""
                 value = data.value(sid, c.id, measure)
                 if value == 0 and not pays_at_zero:
                     continue  # nothing to say: no result and no deduction
-                target = data.target(sid, c, measure)
+                if sid in targets:
+                    target = targets[sid]
+                else:
+                    target = targets[sid] = data.target(sid, c, measure)
                 line = evaluate(rule, RuleInputs(value=value, target=target))
                 if line.amount == 0 and value == 0:
                     continue
@@ -388,10 +393,15 @@ def decide(session: Session, data: MonthData, run_id: int | None) -> Computed:
     del result
     dispute_ids = _adjustment_lines(session, data, run_id, rows)
     codes = {cid: code for code, cid in campaign_ids.items() if cid is not None}
+    first_code: dict[int, str] = {}  # what _code_of gives, without a scan per line
+    for code, cid in campaign_ids.items():
+        if cid is not None:
+            first_code.setdefault(cid, code)
+    staff = data.staff
     rows.sort(
         key=lambda r: (
-            data.staff[r["staff_id"]].staff_no,
-            _code_of(campaign_ids, r["campaign_id"]),
+            staff[r["staff_id"]].staff_no,
+            NO_CAMPAIGN if r["campaign_id"] is None else first_code.get(r["campaign_id"], NO_CAMPAIGN),
             r["rule_id"],
         )
     )
@@ -570,39 +580,72 @@ _LINE_COLUMNS = (
 )
 
 
-def _json_value(value: Any) -> Any:
+def _row_values(rows: list[dict[str, Any]]) -> Any:
+    """Each row as a tuple in ``_LINE_COLUMNS`` order, Decimals as exact text (one generator, no second list)."""
+    for r in rows:
+        yield tuple(f"{v:f}" if (v := r.get(c)).__class__ is Decimal else v for c in _LINE_COLUMNS)
+
+
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def _copy_field(value: Any) -> str:
+    if value is None:
+        return "\\N"
+    if isinstance(value, str):
+        return value.translate(_COPY_ESCAPES)
     if isinstance(value, Decimal):
         return f"{value:f}"
-    return value
+    return str(value)
+
+
+class _CopyStream:
+    """A read-only text file over the COPY rows, produced as psycopg2 reads (never the whole payload in memory)."""
+
+    def __init__(self, rows: list[dict[str, Any]]) -> None:
+        self._lines = ("\t".join(_copy_field(r.get(c)) for c in _LINE_COLUMNS) + "\n" for r in rows)
+        self._buffer = ""
+
+    def read(self, size: int = -1) -> str:
+        parts, length = [self._buffer], len(self._buffer)
+        want = size if size is not None and size > 0 else 1 << 62
+        for line in self._lines:
+            parts.append(line)
+            length += len(line)
+            if length >= want:
+                break
+        text_ = "".join(parts)
+        if size is None or size <= 0:
+            self._buffer = ""
+            return text_
+        self._buffer = text_[want:]
+        return text_[:want]
+
+    def readline(self, size: int = -1) -> str:  # pragma: no cover - psycopg2 uses read()
+        return self.read(size)
 
 
 def insert_lines(session: Session, rows: list[dict[str, Any]]) -> None:
-    """Insert statement lines with ONE statement: PostgreSQL gets the rows as one JSON parameter, SQLite one executemany."""
+    """Insert statement lines with ONE statement: PostgreSQL ``COPY … FROM STDIN`` (streamed), SQLite one executemany."""
     if not rows:
         return
     cols = ", ".join(_LINE_COLUMNS)
     dialect = session.get_bind().dialect.name
     if dialect == "postgresql":
-        # one row object at a time (never a second list of 100 000 dicts in memory)
-        payload = (
-            "["
-            + ",".join(
-                json.dumps({c: _json_value(r.get(c)) for c in _LINE_COLUMNS}, ensure_ascii=False)
-                for r in rows
+        # COPY on the session's own connection, so the lines are in the run's transaction
+        raw = session.connection().connection.driver_connection
+        with raw.cursor() as cur:
+            cur.copy_expert(
+                f"COPY statement_line ({cols}) FROM STDIN",  # fixed column names
+                _CopyStream(rows),
+                size=1 << 16,
             )
-            + "]"
-        )
-        sql = (
-            f"INSERT INTO statement_line ({cols}) SELECT {cols} "  # noqa: S608 - fixed column names
-            "FROM json_populate_recordset(NULL::statement_line, CAST(:data AS json))"
-        )
-        session.execute(text(sql), {"data": payload})
     else:
         # SQLite: one executemany of plain tuples (amounts as exact decimal text; NUMERIC affinity stores them)
         marks = ", ".join("?" for _ in _LINE_COLUMNS)
         session.connection().exec_driver_sql(
             f"INSERT INTO statement_line ({cols}) VALUES ({marks})",  # noqa: S608 - fixed column names
-            [tuple(_json_value(r.get(c)) for c in _LINE_COLUMNS) for r in rows],
+            list(_row_values(rows)),
         )
 
 
