@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from sqlalchemy import JSON, Integer, and_, cast, delete, func, insert, literal, select, update
+from sqlalchemy import JSON, Integer, and_, case, cast, delete, func, insert, literal, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -154,6 +154,7 @@ def bulk_handover_departing(
     mine = and_(t.c.staff_id == leaver.id, t.c.state.in_(OPEN_STATES))
     n = int(session.scalar(select(func.count()).where(mine)) or 0)
     if not n:
+        hand_over_customers(session, leaver.id, receivers, text, actor)
         return {sid: 0 for sid in receivers}
     load = dict(
         session.execute(
@@ -191,5 +192,62 @@ def bulk_handover_departing(
         )
         _move(session, t.c.id.in_(planned), leaver.id, sid, text, actor)
     session.execute(delete(DistributionPlan).where(DistributionPlan.batch == batch))
+    hand_over_customers(session, leaver.id, receivers, text, actor)
     session.expire_all()
     return {sid: given.get(sid, 0) for sid in receivers}
+
+
+def hand_over_customers(
+    session: Session, leaver_id: int, receivers: Sequence[int], reason: str, actor: int | None
+) -> dict[int, int]:
+    """Move the leaver's customers (管户关系) to the colleagues: a customer follows its most recent
+    assignment handed to one of them; the others go round-robin, least-managing colleague first.
+    Set-based; returns {colleague id: customers received}. Audited."""
+    from customers.models import Customer
+    from org.services import audit
+
+    c = Customer.__table__
+    a = Assignment.__table__
+    followed = (
+        select(a.c.staff_id)
+        .where(a.c.customer_id == c.c.id, a.c.staff_id.in_(receivers))
+        .order_by(a.c.id.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+    before = dict(
+        session.execute(
+            select(c.c.manager_id, func.count()).where(c.c.manager_id.in_(receivers)).group_by(c.c.manager_id)
+        ).all()
+    )
+    session.execute(
+        update(c).where(c.c.manager_id == leaver_id, followed.is_not(None)).values(manager_id=followed)
+    )
+    managing = dict(
+        session.execute(
+            select(c.c.manager_id, func.count()).where(c.c.manager_id.in_(receivers)).group_by(c.c.manager_id)
+        ).all()
+    )
+    order = sorted(receivers, key=lambda sid: (managing.get(sid, 0), sid))
+    ranked = (
+        select(c.c.id.label("cid"), func.row_number().over(order_by=c.c.id).label("rn"))
+        .where(c.c.manager_id == leaver_id)
+        .subquery()
+    )
+    k = len(order)
+    session.execute(
+        update(c)
+        .where(c.c.id == ranked.c.cid)
+        .values(manager_id=case(*[((ranked.c.rn - 1) % k == i, sid) for i, sid in enumerate(order)]))
+    )
+    after = dict(
+        session.execute(
+            select(c.c.manager_id, func.count()).where(c.c.manager_id.in_(receivers)).group_by(c.c.manager_id)
+        ).all()
+    )
+    moved = {sid: int(after.get(sid, 0)) - int(before.get(sid, 0)) for sid in receivers}
+    if any(moved.values()):
+        audit(
+            session, actor, "customers.handover", "staff", leaver_id, reason=reason, detail={"moved": moved}
+        )
+    return moved

@@ -139,3 +139,30 @@ def test_bulk_handover_refuses_without_colleagues(session, union):
         bulk_handover_departing(session, union.m1, [union.m1.id], "leaving", None)
     with pytest.raises(ReasonRequired):
         bulk_handover_departing(session, union.m1, [union.m2.id], "", None)
+
+
+def test_leaving_manager_hands_over_the_customers_themselves(session, union):
+    """Journey 7: the relationship (管户) moves too, so future alerts reach the new owner."""
+    from customers.models import Customer
+    from org.models import AuditLog
+
+    leaver = make_staff(session, union.b1, staff_no="M0198", name="赵丽")
+    campaign, rows = _launched(session, union, 4, leaver)  # 4 customers with assignments
+    idle = [make_customer(session, union.b1, leaver).id for _ in range(5)]  # 5 in no campaign
+    session.commit()
+    bulk_handover_departing(session, leaver, [union.m1.id, union.m2.id], "调往县联社", union.director_b1.id)
+    session.commit()
+    session.expire_all()
+    managers = {
+        c.id: c.manager_id for c in session.scalars(select(Customer).where(Customer.branch_id == union.b1.id))
+    }
+    assert leaver.id not in managers.values()
+    # each customer with an assignment follows it to its new owner
+    for a in session.scalars(select(Assignment).where(Assignment.campaign_id == campaign.id)):
+        assert managers[a.customer_id] == a.staff_id
+    # the others are spread evenly over the two colleagues
+    spread = Counter(managers[cid] for cid in idle)
+    assert sorted(spread.values()) == [2, 3]
+    entry = session.scalar(select(AuditLog).where(AuditLog.action == "customers.handover"))
+    assert entry is not None and entry.reason == "调往县联社"
+    assert sum(entry.detail["moved"].values()) == 9

@@ -127,3 +127,14 @@ def test_journey_7_leaving_manager_handed_over_to_two_colleagues_by_load(client,
         assert REASON in detail, "the task page should say why the assignment went to them"
         card = client.get(f"/customers/{cid}").get_data(as_text=True)
         assert f"赵丽上门：客户关心定期利率 ({cid})" in card
+
+    # the relationship itself moved: 赵丽 manages none of them any more, the new owners do
+    from customers.models import Customer
+
+    session.rollback()
+    owners = {
+        c.customer_no: c.manager_id
+        for c in session.scalars(select(Customer).where(Customer.customer_no.in_(nos)))
+    }
+    assert ids["zhao"] not in owners.values()
+    assert set(owners.values()) == {ids["m1"], ids["m2"]}
