@@ -103,20 +103,20 @@ DEFAULT_RULES: list[dict[str, Any]] = [
         "reason_zh": "个体工商户：10:00-16:00到店拜访",
     },
     {
-        "id": "returning_migrant_worker",
-        "when": {"tags_any": ["returning_migrant_worker"]},
-        "channel": "visit",
-        "window": "14:00-20:00",
-        "reason": "returning migrant worker: home visit",
-        "reason_zh": "返乡农民工：上门走访",
-    },
-    {
         "id": "farmer",
         "when": {"tags_any": ["farmer"]},
         "channel": "visit",
         "window": "18:00-21:00",
         "reason": "farmer: evening visit",
         "reason_zh": "农户：傍晚上门",
+    },
+    {
+        "id": "returning_migrant_worker",
+        "when": {"tags_any": ["returning_migrant_worker"]},
+        "channel": "visit",
+        "window": "14:00-20:00",
+        "reason": "returning migrant worker: home visit",
+        "reason_zh": "返乡农民工：上门走访",
     },
 ]
 

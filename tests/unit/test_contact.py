@@ -210,3 +210,10 @@ def test_window_spellings(text, canonical):
 def test_bad_windows(text):
     with pytest.raises(ValueError):
         parse_window(text)
+
+
+def test_returning_migrant_farmer_gets_the_evening_visit():
+    """Journey 2: a farmer back from the city is visited after 18:00, and the card says why."""
+    s = suggest_contact({"tags": ["returning_migrant_worker", "farmer"], "occupation": "农民"})
+    assert (s.channel, s.window) == ("visit", "18:00-21:00")
+    assert "farmer" in s.reason and "农户" in s.reason_zh
