@@ -68,7 +68,7 @@ def seed(session: Session, ctx: Any) -> None:
         kind="deposit_drive",
         owner=wang,
         branch_codes=["B01"],
-        start_date=today - 20 * day,
+        start_date=today - 45 * day,
         end_date=today + 100 * day,
         population={"customers": {"tags_any": ["returning_migrant_worker", "self_employed"]}},
         task_templates=[{"kind": "contact", "within_days": 7}, {"kind": "follow_up", "every_days": 14}],

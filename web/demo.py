@@ -109,7 +109,7 @@ def seed(customers: int = 3000, if_empty: bool = False, echo: Callable[[str], An
                 if exc.name != module:
                     raise
                 continue
-            echo(f"seeding {module.split('.')[0]} …")
+            echo(f"seeding {module} …")
             mod.seed(session, ctx)
             session.flush()
     echo(f"demo union ready. Password for every demo login: {DEMO_PASSWORD}")
