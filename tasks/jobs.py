@@ -90,6 +90,43 @@ def overdue_escalation(session: Session, today: dt.date | None = None, grace_day
             key=f"overdue:{branch_id}:{today}",
         )
         sent += 1
+    return sent + _retention_escalation(session, today, grace_days)
+
+
+def _retention_escalation(session: Session, today: dt.date, grace_days: int) -> int:
+    """Journey 6: an untouched retention task (raised by a customer alert) is named to the branch
+    director — which customer (masked), which manager, how late — once per task."""
+    from customers.masking import mask_name
+    from customers.models import Customer
+    from org.models import Staff
+    from tasks.services import branch_director
+
+    rows = session.execute(
+        select(Task.id, Task.branch_id, Task.due_on, Task.detail, Customer.name, Customer.type, Staff.name)
+        .join(Customer, Customer.id == Task.customer_id)
+        .outerjoin(Staff, Staff.id == Task.staff_id)
+        .where(
+            Task.source == "alert",
+            Task.state.in_(ACTIVE),
+            Task.due_on < today - dt.timedelta(days=grace_days),
+        )
+    ).all()
+    sent = 0
+    for task_id, branch_id, due_on, detail, cname, ctype, manager in rows:
+        director = branch_director(session, branch_id)
+        if director is None:
+            continue
+        alert = str((detail or {}).get("alert_type", "alert")).replace("_", " ")
+        late = (today - due_on).days
+        notify(
+            session,
+            director.id,
+            "overdue",
+            f"Retention task for {mask_name(cname, ctype)} ({alert}) untouched, {late} day(s) overdue — {manager or 'no owner'}",
+            f"/queue/task/{task_id}",
+            key=f"overdue-retention:{task_id}",
+        )
+        sent += 1
     return sent
 
 

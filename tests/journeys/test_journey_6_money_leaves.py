@@ -94,8 +94,13 @@ def test_journey_6_balance_drop_alert_retention_task_escalation_and_reason(clien
     told = session.scalars(
         select(Notification).where(Notification.staff_id == director_b1, Notification.kind == "overdue")
     ).all()
-    assert len(told) == 1 and "1 overdue task(s) in branch B01" in told[0].text
-    assert told[0].link == "/queue/overdue"
+    assert len(told) == 2
+    summary = next(n for n in told if "in branch B01" in n.text)
+    assert "1 overdue task(s) in branch B01" in summary.text and summary.link == "/queue/overdue"
+    # and by name: which customer (masked), which alert, whose task, how late
+    named = next(n for n in told if n is not summary)
+    assert "钱*富" in named.text and "asset drop" in named.text and "李晓燕" in named.text
+    assert "钱大富" not in named.text and named.link == f"/queue/task/{task.id}"
     # the director opens the overdue list and finds the retention task
     sign_in(director_b1)
     bell = client.get("/queue/notifications").get_data(as_text=True)
