@@ -180,7 +180,8 @@ def record_follow_up(session: Session, task: Task, actor_id: int, data: FollowUp
     session.flush()
     if task.assignment_id:
         _move_assignment(session, task.assignment_id, data.reaction, actor_id)
-    if data.next_due is not None:
+    visit_that_day = data.book_appointment_at is not None and data.book_appointment_at.date() == data.next_due
+    if data.next_due is not None and not visit_that_day:  # the appointment's own task covers that day
         create_next_task(session, task, fu)
     if data.book_appointment_at is not None:
         customer = session.get(Customer, task.customer_id)

@@ -201,3 +201,30 @@ def test_two_devices_completing_one_task_exactly_one_wins(session, union, setup)
         r.trigger for r in session.scalars(select(TransitionRecord).where(TransitionRecord.entity == "task"))
     ]
     assert triggers == ["start", "complete"]
+
+
+def test_next_step_and_branch_visit_on_the_same_day_make_one_task(session, union, setup):
+    """Journey 2: "branch visit Friday" booked as an appointment gives one task for Friday, not two."""
+    camp, cust, a, t = setup
+    friday = clock.today() + dt.timedelta(days=3)
+    at = dt.datetime.combine(friday, dt.time(10, 0))
+    services.complete(
+        session, t, union.m1.id, _fu(next_step="branch visit Friday", next_due=friday, book_appointment_at=at)
+    )
+    session.commit()
+    on_friday = session.scalars(select(Task).where(Task.staff_id == union.m1.id, Task.due_on == friday)).all()
+    assert [x.source for x in on_friday] == ["appointment"]
+    # a visit on another day keeps the follow-up task of the next step
+    t2 = make_task(session, union.m1, cust, campaign=camp, assignment=a)
+    session.commit()
+    later = friday + dt.timedelta(days=7)
+    services.complete(
+        session,
+        t2,
+        union.m1.id,
+        _fu(
+            next_step="call back", next_due=friday, book_appointment_at=dt.datetime.combine(later, dt.time(9))
+        ),
+    )
+    session.commit()
+    assert session.scalar(select(Task).where(Task.source_key == f"fu:{t2.id}")).due_on == friday

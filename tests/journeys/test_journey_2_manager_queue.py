@@ -113,9 +113,11 @@ def test_journey_2_manager_works_her_queue(client, session, union):
     assert appt.accompanied_by_id == u.director_b1.id
     told = session.scalars(select(Notification.text).where(Notification.staff_id == u.director_b1.id)).all()
     assert any("accompany" in t for t in told), told
-    # the next step is in her queue for Friday
-    nxt = session.scalar(select(Task).where(Task.source_key == f"fu:{first.id}"))
-    assert nxt is not None and nxt.due_on == friday and nxt.staff_id == u.m1.id
+    # the next step is in her queue for Friday: one task, the appointment's (not a second one)
+    on_friday = session.scalars(
+        select(Task).where(Task.staff_id == u.m1.id, Task.due_on == friday, Task.customer_id == zhang.id)
+    ).all()
+    assert [t.source for t in on_friday] == ["appointment"]
     appts = client.get("/queue/appointments").get_data(as_text=True)
     assert friday.isoformat() in appts and "张*明" in appts
     login(client, u.director_b1)
