@@ -19,7 +19,6 @@ from decimal import (
     Overflow,
     localcontext,
 )
-from fractions import Fraction
 from typing import Any, TypeVar
 
 K = TypeVar("K", bound=Hashable)
@@ -130,21 +129,24 @@ def allocate_largest_remainder(
     """
     order_key: Callable[[K], Any] = tiebreak_key if tiebreak_key is not None else _itself
     fen_total = _fen_count(total, "total")
-    exact_weights: dict[K, Fraction] = {}
+    decimal_weights: dict[K, Decimal] = {}
     for key, weight in weights:
-        if key in exact_weights:
+        if key in decimal_weights:
             raise ValueError(f"allocation key {key!r} appears twice")
         weight_value = as_decimal(weight, f"weight of {key!r}")
         if weight_value < 0:
             raise ValueError(f"weight of {key!r} must not be negative, found {weight_value}")
-        # Fraction(Decimal) is exact: shares are computed as rationals, never rounded midway.
-        exact_weights[key] = Fraction(weight_value)
-    keys = sorted(exact_weights, key=order_key)
+        decimal_weights[key] = weight_value
+    keys = sorted(decimal_weights, key=order_key)
     if not keys:
         if fen_total != 0:
             raise ValueError(f"cannot split {total} among nobody")
         return {}
-    weight_sum = sum(exact_weights.values(), Fraction(0))
+    # Exact rationals without Fraction objects: every Decimal weight is an integer over 10**shift
+    # for one common shift, and the common denominator cancels in weight / weight_sum.
+    shift = max(0, max(-int(w.as_tuple().exponent) for w in decimal_weights.values()))
+    int_weights = {key: _scaled_int(w, shift) for key, w in decimal_weights.items()}
+    weight_sum = sum(int_weights.values())
     if weight_sum == 0:
         if fen_total != 0:
             raise ValueError(f"cannot split {total}: every weight is 0")
@@ -153,11 +155,10 @@ def allocate_largest_remainder(
     sign = -1 if fen_total < 0 else 1
     magnitude = abs(fen_total)
     floors: dict[K, int] = {}
-    remainders: dict[K, Fraction] = {}
+    # each part is magnitude × weight / weight_sum = floor + remainder / weight_sum (one denominator)
+    remainders: dict[K, int] = {}
     for key in keys:
-        exact = magnitude * exact_weights[key] / weight_sum
-        floors[key] = exact.numerator // exact.denominator
-        remainders[key] = exact - floors[key]
+        floors[key], remainders[key] = divmod(magnitude * int_weights[key], weight_sum)
     # The remainders add up to exactly the fen left over, each below one fen, so only parts with a
     # positive remainder (and so a positive weight) can receive one.
     left_over = magnitude - sum(floors.values())
@@ -165,6 +166,15 @@ def allocate_largest_remainder(
     for key in by_remainder[:left_over]:
         floors[key] += 1
     return {key: _from_fen(sign * floors[key]) for key in keys}
+
+
+def _scaled_int(value: Decimal, shift: int) -> int:
+    """``value × 10**shift`` as an exact int (``shift`` is at least the number of decimals of ``value``)."""
+    sign, digits, exponent = value.as_tuple()
+    number = int("".join(map(str, digits))) if digits else 0
+    power = int(exponent) + shift
+    number = number * 10**power if power >= 0 else number // 10**-power  # power < 0 never loses digits here
+    return -number if sign else number
 
 
 def scale_to_budget(lines: Iterable[tuple[K, Decimal]], budget: Decimal) -> dict[K, Decimal]:

@@ -442,7 +442,10 @@ def _code_of(campaign_ids: dict[str, int | None], campaign_id: int | None) -> st
 
 
 def _fig(value: Decimal | None) -> Decimal | None:
-    return None if value is None else value.quantize(Decimal("0.0001"))
+    return None if value is None else value.quantize(_FIG)
+
+
+_FIG = Decimal("0.0001")
 
 
 def _hash(rows: list[dict[str, Any]], data: MonthData, campaign_ids: dict[str, int | None]) -> str:
@@ -593,7 +596,10 @@ def _copy_field(value: Any) -> str:
     if value is None:
         return "\\N"
     if isinstance(value, str):
-        return value.translate(_COPY_ESCAPES)
+        # str.translate is slow on Chinese text: only escape when there is something to escape
+        if "\\" in value or "\t" in value or "\n" in value or "\r" in value:
+            return value.translate(_COPY_ESCAPES)
+        return value
     if isinstance(value, Decimal):
         return f"{value:f}"
     return str(value)
