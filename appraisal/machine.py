@@ -9,7 +9,7 @@ dispute: open → accepted (an adjustment line in the next run) | rejected (reas
 from __future__ import annotations
 
 from appraisal.models import Dispute, DisputeState, IncentiveRun, RunState
-from config.database import utcnow
+from config.database import now_local
 from workflow.engine import FireContext, Guard, Transition, Workflow
 
 R = RunState
@@ -39,7 +39,7 @@ def _checklist(ctx: FireContext) -> str | None:
 def _stamp(attr: str, at: str) -> object:
     def effect(ctx: FireContext) -> None:
         setattr(ctx.obj, attr, ctx.actor_id)
-        setattr(ctx.obj, at, utcnow())
+        setattr(ctx.obj, at, now_local())
 
     return effect
 
@@ -73,7 +73,7 @@ run_workflow = Workflow(
 def _answer(ctx: FireContext) -> None:
     dispute: Dispute = ctx.obj
     dispute.answered_by = ctx.actor_id
-    dispute.answered_at = utcnow()
+    dispute.answered_at = now_local()
     dispute.answer = ctx.reason or ctx.payload.get("answer")
 
 

@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import JSON, Date, ForeignKey, Index, Numeric, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from config.database import Base, BigId, Money, utcnow
+from config.database import Base, BigId, Money, now_local
 from workflow.engine import Versioned
 
 #: A measure value on a statement line (a count, or a sum of money): exact, never float.
@@ -61,7 +61,7 @@ class LedgerEvent(Base):
     )
     reason: Mapped[str | None] = mapped_column(Text, comment="why (reversals and adjustments)")
     created_by: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
-    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[dt.datetime] = mapped_column(default=now_local)
 
 
 class RunState(StrEnum):
@@ -100,7 +100,7 @@ class IncentiveRun(Versioned, Base):
     computed_at: Mapped[dt.datetime | None] = mapped_column()
     approved_at: Mapped[dt.datetime | None] = mapped_column()
     locked_at: Mapped[dt.datetime | None] = mapped_column()
-    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[dt.datetime] = mapped_column(default=now_local)
 
 
 class StatementLine(Base):
@@ -164,7 +164,7 @@ class Dispute(Versioned, Base):
     applied_run_id: Mapped[int | None] = mapped_column(
         ForeignKey("incentive_run.id"), comment="the run whose adjustment line pays it"
     )
-    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[dt.datetime] = mapped_column(default=now_local)
 
 
 class RuleVersion(Base):
@@ -180,7 +180,7 @@ class RuleVersion(Base):
     rules: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
     note: Mapped[str | None] = mapped_column(Text)
     created_by: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
-    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[dt.datetime] = mapped_column(default=now_local)
 
 
 class TrainingSession(Base):
@@ -197,7 +197,7 @@ class TrainingSession(Base):
     branch_id: Mapped[int | None] = mapped_column(ForeignKey("branch.id"), comment="NULL = union-wide")
     mandatory: Mapped[bool] = mapped_column(default=True, comment="absence counts as training_missed")
     created_by: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
-    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[dt.datetime] = mapped_column(default=now_local)
 
 
 class Attendance(Base):
@@ -234,7 +234,7 @@ class Complaint(Base):
     verified_by: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
     verified_at: Mapped[dt.datetime | None] = mapped_column()
     created_by: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
-    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[dt.datetime] = mapped_column(default=now_local)
 
 
 class ScorecardWeights(Base):
@@ -245,4 +245,4 @@ class ScorecardWeights(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     weights: Mapped[dict[str, Any]] = mapped_column(JSON, comment="results, process, service, training")
     created_by: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
-    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[dt.datetime] = mapped_column(default=now_local)

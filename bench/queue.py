@@ -76,13 +76,13 @@ def populate(url: str, n_tasks: int, n_staff: int) -> dict[str, object]:
     from sqlalchemy import text
 
     from config import clock
-    from config.database import db, utcnow
+    from config.database import db, now_local
     from config.migrate import upgrade
 
     upgrade(url)
     engine = db.configure(url)
     today = clock.today()
-    now = utcnow()
+    now = now_local()
     with engine.begin() as conn:
         conn.execute(text("INSERT INTO branch (id, code, name) VALUES (1, 'U00', 'union')"))
         for b in range(2, 7):

@@ -50,7 +50,7 @@ from sqlalchemy import Index, String, create_engine, select, text  # noqa: E402
 from sqlalchemy.engine import Engine, make_url  # noqa: E402
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker  # noqa: E402
 
-from config.database import Base, BigId, import_models, make_engine, utcnow  # noqa: E402
+from config.database import Base, BigId, import_models, make_engine, now_local  # noqa: E402
 from workflow.engine import Transition, Versioned, Workflow  # noqa: E402
 
 ENTITY = "bench_item"
@@ -224,7 +224,7 @@ def raw_interactive(engine: Engine, ids: list[int], trigger: str) -> float:
             if state != src:
                 raise RuntimeError(f"row {item_id} is {state}, not {src}")
             cur.execute(update_sql, (dest, item_id, version))
-            cur.execute(insert_sql, (ENTITY, item_id, src, dest, trigger, None, utcnow(), "bench", None))
+            cur.execute(insert_sql, (ENTITY, item_id, src, dest, trigger, None, now_local(), "bench", None))
             dbapi.commit() if pg else cur.execute("COMMIT")
         elapsed = time.perf_counter() - start
         cur.close()
@@ -265,7 +265,7 @@ def raw_bulk(engine: Engine, batch: int, trigger: str) -> tuple[float, int]:
         start = time.perf_counter()
         if not pg:
             cur.execute("BEGIN")
-        cur.execute(history_sql, (ENTITY, dest, trigger, utcnow(), "bench", batch, src))
+        cur.execute(history_sql, (ENTITY, dest, trigger, now_local(), "bench", batch, src))
         cur.execute(update_sql, (dest, batch, src))
         moved = cur.rowcount
         dbapi.commit() if pg else cur.execute("COMMIT")

@@ -37,7 +37,7 @@ from campaigns.assignment_models import DistributionBand, DistributionMember
 from campaigns.models import Assignment, AssignmentState, Campaign, CampaignBranch
 from campaigns.population import population_select
 from config import clock
-from config.database import utcnow
+from config.database import now_local
 from customers.models import Customer
 from org.models import Branch, Role, Staff, StaffRole, StaffStatus
 from tasks.models import Task, TaskState
@@ -324,7 +324,7 @@ def _insert_assignments(session: Session, campaign: Campaign) -> int:
             state,
             reason,
             literal(1),
-            literal(utcnow()),
+            literal(now_local()),
         )
         .select_from(graded)
         .outerjoin(
@@ -389,7 +389,7 @@ def _insert_first_tasks(session: Session, campaign: Campaign) -> int:
             literal("template"),
             key,
             literal(1),
-            literal(utcnow()),
+            literal(now_local()),
         )
         .select_from(Assignment)
         .join(Customer, Customer.id == Assignment.customer_id)

@@ -9,7 +9,7 @@ from enum import StrEnum
 from sqlalchemy import Date, ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from config.database import Base, Money, utcnow
+from config.database import Base, Money, now_local
 from customers.models import Customer
 from org.models import Staff
 from workflow.engine import Versioned
@@ -55,7 +55,7 @@ class Bounty(Versioned, Base):
     )
     posted_by: Mapped[int] = mapped_column(ForeignKey("staff.id"), comment="the director who posted it")
     paid_in: Mapped[str | None] = mapped_column(String(40), comment="the incentive run that paid it")
-    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[dt.datetime] = mapped_column(default=now_local)
 
     customer: Mapped[Customer] = relationship()
     taker: Mapped[Staff | None] = relationship(foreign_keys=[taken_by])

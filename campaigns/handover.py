@@ -17,7 +17,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from campaigns.assignment import OPEN_STATES, REASON_HANDOVER, Candidate, draw_order, plan_bands, seeded_hash
 from campaigns.assignment_models import DistributionPlan
 from campaigns.models import Assignment
-from config.database import utcnow
+from config.database import now_local
 from org.models import Staff, StaffStatus
 from tasks.models import OPEN_STATES as TASK_OPEN
 from tasks.models import Task
@@ -78,7 +78,7 @@ def _move(
         t.c.state,
         literal("handover"),
         literal(actor_id, type_=Integer),
-        literal(utcnow()),
+        literal(now_local()),
         literal(reason),
         literal(payload, type_=JSON),
     ).where(cond)
@@ -167,7 +167,7 @@ def bulk_handover_departing(
     order = draw_order(receivers, seed)
     big = 1 << 40  # capacity is not a limit for an explicit handover
     bands, given = plan_bands([Candidate(sid, load.get(sid, 0), big) for sid in receivers], n, order)
-    batch = f"handover:{leaver.id}:{utcnow().isoformat()}"
+    batch = f"handover:{leaver.id}:{now_local().isoformat()}"
     # freeze the mapping row → colleague in the plan table, then move colleague by colleague
     ranked = (
         select(t.c.id, func.row_number().over(order_by=[seeded_hash(t.c.id, seed), t.c.id]).label("rn"))

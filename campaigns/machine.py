@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from campaigns.models import Assignment, AssignmentState, Campaign, CampaignState
 from config import clock
-from config.database import utcnow
+from config.database import now_local
 from workflow.engine import FireContext, Guard, Transition, Workflow
 
 C = CampaignState
@@ -48,7 +48,7 @@ def _start_reached(ctx: FireContext) -> str | None:
 
 
 def _mark_launched(ctx: FireContext) -> None:
-    ctx.obj.launched_at = utcnow()
+    ctx.obj.launched_at = now_local()
 
 
 def _keep_reason(ctx: FireContext) -> None:

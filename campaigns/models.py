@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import JSON, Date, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from config.database import Base, BigId, Money, utcnow
+from config.database import Base, BigId, Money, now_local
 from org.models import Branch, Staff
 from workflow.engine import Versioned
 
@@ -65,7 +65,7 @@ class Campaign(Versioned, Base):
     state: Mapped[str] = mapped_column(String(12), default=CampaignState.draft, index=True)
     state_reason: Mapped[str | None] = mapped_column(Text, comment="reason of the last pause/cancel/close")
     launched_at: Mapped[dt.datetime | None] = mapped_column()
-    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[dt.datetime] = mapped_column(default=now_local)
 
     owner: Mapped[Staff] = relationship()
     branches: Mapped[list[Branch]] = relationship(secondary="campaign_branch", order_by="Branch.code")
@@ -135,4 +135,4 @@ class Assignment(Versioned, Base):
     )
     shares: Mapped[dict[str, Any] | None] = mapped_column(JSON, comment="split credit: staff_id -> share")
     plan: Mapped[dict[str, Any] | None] = mapped_column(JSON, comment="follow-up plan: goal, reactions, responses")
-    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[dt.datetime] = mapped_column(default=now_local)

@@ -179,7 +179,7 @@ def distribute_pool(session: Session, campaign: Campaign, actor_id: int | None) 
         seeded_hash,
     )
     from campaigns.assignment_models import DistributionBand, DistributionMember, DistributionPlan
-    from config.database import utcnow
+    from config.database import now_local
 
     t = Assignment.__table__
     in_pool = (t.c.campaign_id == campaign.id, t.c.state == A.pool.value, t.c.staff_id.is_(None))
@@ -198,7 +198,7 @@ def distribute_pool(session: Session, campaign: Campaign, actor_id: int | None) 
             .group_by(t.c.staff_id)
         ).all()
     )
-    batch = f"pool:{campaign.id}:{utcnow().isoformat()}"
+    batch = f"pool:{campaign.id}:{now_local().isoformat()}"
     bands: list[dict[str, object]] = []
     members: list[dict[str, object]] = []
     for branch_id, n in sorted(per_branch.items()):
@@ -265,7 +265,7 @@ def distribute_pool(session: Session, campaign: Campaign, actor_id: int | None) 
     plan = DistributionPlan.__table__
     hist = TransitionRecord.__table__
     reason_sql = literal("least loaded in branch (") + cast(plan.c.load, String) + literal(" open)")
-    now = utcnow()
+    now = now_local()
     moved = 0
     for sid in sorted({m["staff_id"] for m in members}):  # type: ignore[type-var]
         mine = select(plan.c.assignment_id).where(plan.c.batch == batch, plan.c.staff_id == sid)

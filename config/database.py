@@ -37,8 +37,12 @@ Money = Numeric(18, 2, asdecimal=True)
 BigId = BigInteger().with_variant(Integer(), "sqlite")
 
 
-def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+def now_local() -> dt.datetime:
+    """The union's wall-clock time (Asia/Shanghai), naive. Every stored timestamp uses it, so
+    history, audit, follow-ups and appointments read alike on every page and export."""
+    from config import clock
+
+    return clock.now()
 
 
 class Base(DeclarativeBase):

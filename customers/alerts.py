@@ -27,7 +27,7 @@ from sqlalchemy import Date, DateTime, Numeric, TextClause, bindparam, text
 from sqlalchemy.orm import Session
 
 from config import clock
-from config.database import utcnow
+from config.database import now_local
 
 #: Asset drop: more than this share of the previous total …
 DROP_PCT = Decimal("0.30")
@@ -126,7 +126,7 @@ def detect(
         "cv2": Decimal(str(t["cv_threshold"])) ** 2,
         "cv_n": int(t["cv_snapshots"]),
         "cv_min": Decimal(str(t["cv_min_balance"])),
-        "now": utcnow(),
+        "now": now_local(),
     }
     session.flush()
     counts: dict[str, int] = {}
@@ -155,7 +155,7 @@ def open_retention_tasks(session: Session, period: str, due_on: dt.date) -> int:
     sql = _TASKS.replace("{title}", title).replace("{json}", json_fn)
     result = session.execute(
         text(sql).bindparams(bindparam("due", type_=Date()), bindparam("now", type_=DateTime())),
-        {"period": period, "due": due_on, "now": utcnow()},
+        {"period": period, "due": due_on, "now": now_local()},
     )
     return max(result.rowcount or 0, 0)  # type: ignore[attr-defined]
 

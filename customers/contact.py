@@ -20,6 +20,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from config.clock import today as _today
 from customers.identity import birth_date_from_id, gender_from_id
 
 #: Channels a suggestion may name, with their Chinese labels.
@@ -305,7 +306,7 @@ def suggest_contact(
             allowed=False,
             blocked_reason="no_marketing_consent",
         )
-    on = on or dt.date.today()
+    on = on or _today()
     base = next(
         (rule for rule in (DEFAULT_RULES if rules is None else rules) if rule_matches(rule, customer, on)),
         DEFAULT_SUGGESTION,

@@ -22,6 +22,7 @@ from typing import Any
 from sqlalchemy import Date, Numeric, TextClause, bindparam, func, select, text
 from sqlalchemy.orm import Session
 
+from config import clock
 from customers.models import Customer, Snapshot
 
 #: Yearly spread earned per CNY of average balance, per product column of a snapshot.
@@ -89,7 +90,7 @@ def recompute(
     if as_of is None:
         as_of = session.scalar(select(func.max(Snapshot.as_of)))
         if as_of is None:
-            as_of = dt.date.today()
+            as_of = clock.today()
     n = session.scalar(select(func.count()).select_from(Customer)) or 0
     params: dict[str, Any] = {
         "start": window_start(as_of),

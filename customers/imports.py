@@ -64,7 +64,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
-from config.database import run_after_commit, utcnow
+from config.database import now_local, run_after_commit
 from customers.fileformats import EXTRA_KEY, HEADERS, VALIDATORS, FileError, RowError, read_rows
 from customers.models import Customer, CustomerTag, Holding, Snapshot
 from org.models import Branch, Staff, StaffRole
@@ -689,7 +689,7 @@ def _upsert(
         ]
         set_: dict[str, Any] = {name: excluded[name] for name in columns}
         if touch:
-            set_[touch] = literal(utcnow(), type_=table.c[touch].type)
+            set_[touch] = literal(now_local(), type_=table.c[touch].type)
         stmt = stmt.on_conflict_do_update(index_elements=list(keys), set_=set_, where=or_(*changed))
     else:
         stmt = stmt.on_conflict_do_nothing(index_elements=list(keys))

@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import JSON, Boolean, Date, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from config.database import Base, BigId, Money, utcnow
+from config.database import Base, BigId, Money, now_local
 
 
 class CustomerType(StrEnum):
@@ -86,8 +86,8 @@ class Customer(Base):
         Boolean, default=False, comment="重点客户 (top 20 % / 80 % of value)"
     )
     risk_status: Mapped[str | None] = mapped_column(String(20))
-    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
-    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    created_at: Mapped[dt.datetime] = mapped_column(default=now_local)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=now_local, onupdate=now_local)
 
 
 class CustomerTag(Base):
@@ -142,6 +142,6 @@ class Alert(Base):
     type: Mapped[str] = mapped_column(String(20), comment="asset_drop, unstable_funds, risk_change")
     period: Mapped[str] = mapped_column(String(10), comment="e.g. 2026-11")
     detail: Mapped[dict[str, Any] | None] = mapped_column(JSON)
-    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[dt.datetime] = mapped_column(default=now_local)
 
     customer: Mapped[Customer] = relationship()

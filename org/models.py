@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import JSON, Boolean, Date, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from config.database import Base, BigId, utcnow
+from config.database import Base, BigId, now_local
 
 
 class Role(StrEnum):
@@ -67,7 +67,7 @@ class Staff(Base):
     failed_logins: Mapped[int] = mapped_column(default=0)
     locked_until: Mapped[dt.datetime | None] = mapped_column()
     session_epoch: Mapped[int] = mapped_column(default=0, comment="bumped on logout to kill old sessions")
-    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[dt.datetime] = mapped_column(default=now_local)
 
     branch: Mapped[Branch] = relationship()
     roles: Mapped[list[StaffRole]] = relationship(
@@ -106,7 +106,7 @@ class ApiToken(Base):
     staff_id: Mapped[int] = mapped_column(ForeignKey("staff.id", ondelete="CASCADE"), index=True)
     name: Mapped[str] = mapped_column(String(60))
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
-    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[dt.datetime] = mapped_column(default=now_local)
     revoked: Mapped[bool] = mapped_column(default=False)
 
 
@@ -117,7 +117,7 @@ class AuditLog(Base):
     __table_args__ = (Index("ix_audit_log_at", "at"),)
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    at: Mapped[dt.datetime] = mapped_column(default=now_local)
     actor_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id", ondelete="SET NULL"), index=True)
     action: Mapped[str] = mapped_column(String(40), comment="reveal, export, login, login_failed …")
     object_type: Mapped[str | None] = mapped_column(String(40))

@@ -13,7 +13,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from config.database import utcnow
+from config.database import now_local
 from org.models import ApiToken, AuditLog, Branch, Role, Staff, StaffRole
 
 _hasher = PasswordHasher()
@@ -71,7 +71,7 @@ def create_staff(
 def authenticate(session: Session, staff_no: str, password: str, *, ip: str | None = None) -> Staff:
     """Check a login; lock the account after repeated failures; audit both outcomes."""
     staff = session.scalar(select(Staff).where(Staff.staff_no == staff_no))
-    now = utcnow()
+    now = now_local()
     if staff is None or not staff.password_hash or staff.status == "departed":
         _hasher.hash(password)  # same cost whether or not the account exists
         audit(session, None, "login_failed", "staff", staff_no, detail={"ip": ip})

@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session, aliased
 
 from campaigns.models import Assignment, AssignmentState, Campaign, CampaignState
 from config import clock
-from config.database import utcnow
+from config.database import now_local
 from customers.models import Customer
 from tasks.models import OPEN_STATES, Task, TaskState
 
@@ -64,7 +64,7 @@ def _rows(campaign: Campaign, kind: str, title: str | None, key: Any, due: dt.da
             literal("template"),
             key,
             literal(1),
-            literal(utcnow()),
+            literal(now_local()),
         )
         .select_from(Assignment)
         .join(Customer, Customer.id == Assignment.customer_id)

@@ -21,7 +21,7 @@ from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session
 
 from config import clock
-from config.database import db, utcnow
+from config.database import db, now_local
 from org.models import Branch
 from tasks.models import Appointment, AppointmentState, Task, TaskState
 from tasks.notify import notify
@@ -147,7 +147,7 @@ def appointment_reminders(session: Session, now: dt.datetime | None = None, ahea
         text = f"Reminder: branch visit {a.at:%Y-%m-%d %H:%M} — {a.purpose}"
         for sid in {a.staff_id, a.accompanied_by_id} - {None}:
             notify(session, sid, "appointment", text, "/queue/appointments", key=f"appt:{a.id}:reminder")  # type: ignore[arg-type]
-        a.reminded_at = utcnow()
+        a.reminded_at = now_local()
     session.flush()
     return len(appts)
 

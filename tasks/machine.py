@@ -9,7 +9,7 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from config import clock
-from config.database import utcnow
+from config.database import now_local
 from tasks.models import FollowUp, Task, TaskState
 from workflow.engine import FireContext, Guard, Transition, Workflow
 
@@ -62,7 +62,7 @@ def _has_follow_up(ctx: FireContext) -> str | None:
 
 
 def _finished(ctx: FireContext) -> None:
-    ctx.obj.finished_at = utcnow()
+    ctx.obj.finished_at = now_local()
 
 
 def _failed(ctx: FireContext) -> None:

@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import JSON, CheckConstraint, Date, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from config.database import Base, BigId, Money, utcnow
+from config.database import Base, BigId, Money, now_local
 from workflow.engine import Versioned
 
 
@@ -75,7 +75,7 @@ class Task(Versioned, Base):
     )
     failed_reason: Mapped[str | None] = mapped_column(Text)
     detail: Mapped[dict[str, Any] | None] = mapped_column(JSON)
-    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[dt.datetime] = mapped_column(default=now_local)
     finished_at: Mapped[dt.datetime | None] = mapped_column()
 
 
@@ -118,7 +118,7 @@ class FollowUp(Base):
     )
     customer_id: Mapped[int] = mapped_column(ForeignKey("customer.id"))
     staff_id: Mapped[int] = mapped_column(ForeignKey("staff.id"), comment="who made the contact")
-    at: Mapped[dt.datetime] = mapped_column(default=utcnow, comment="when the contact happened (local time)")
+    at: Mapped[dt.datetime] = mapped_column(default=now_local, comment="when the contact happened (local time)")
     channel: Mapped[str] = mapped_column(String(12), comment="phone, visit, branch, wechat, sms")
     content: Mapped[str] = mapped_column(Text, comment="what was said; required")
     reaction: Mapped[str] = mapped_column(
@@ -129,7 +129,7 @@ class FollowUp(Base):
     failure_reason: Mapped[str | None] = mapped_column(
         Text, comment="why it did not work, for the next manager"
     )
-    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[dt.datetime] = mapped_column(default=now_local)
 
 
 class AppointmentState(StrEnum):
@@ -159,7 +159,7 @@ class Appointment(Base):
     state: Mapped[str] = mapped_column(String(10), default=AppointmentState.booked)
     follow_up_id: Mapped[int | None] = mapped_column(ForeignKey("follow_up.id", ondelete="SET NULL"))
     reminded_at: Mapped[dt.datetime | None] = mapped_column()
-    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[dt.datetime] = mapped_column(default=now_local)
 
 
 class Notification(Base):
@@ -177,7 +177,7 @@ class Notification(Base):
     text: Mapped[str] = mapped_column(Text)
     link: Mapped[str | None] = mapped_column(String(200))
     key: Mapped[str | None] = mapped_column(String(120), comment="dedupe key of scheduled notifications")
-    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[dt.datetime] = mapped_column(default=now_local)
     read_at: Mapped[dt.datetime | None] = mapped_column()
 
 
@@ -250,4 +250,4 @@ class Claim(Versioned, Base):
     holdback_amount: Mapped[Decimal | None] = mapped_column(Money)
     holdback_release_on: Mapped[dt.date | None] = mapped_column(Date)
     ledger_event_id: Mapped[int | None] = mapped_column(comment="the appraisal ledger event of this claim")
-    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[dt.datetime] = mapped_column(default=now_local)

@@ -10,7 +10,7 @@ from typing import Protocol
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from config.database import utcnow
+from config.database import now_local
 from tasks.models import Notification
 
 log = logging.getLogger("campaignflow.notify")
@@ -111,6 +111,6 @@ def mark_all_read(session: Session, staff_id: int) -> int:
     res = session.execute(
         update(Notification)
         .where(Notification.staff_id == staff_id, Notification.read_at.is_(None))
-        .values(read_at=utcnow())
+        .values(read_at=now_local())
     )
     return int(getattr(res, "rowcount", 0) or 0)

@@ -372,13 +372,12 @@ def _follow_ups(customer_id: int) -> list[Any]:
 
 
 def _reveals_today(staff_id: int) -> int:
-    start_local = dt.datetime.combine(clock.today(), dt.time())
-    start_utc = start_local - (clock.now() - dt.datetime.now(dt.UTC).replace(tzinfo=None))
+    start_of_day = dt.datetime.combine(clock.today(), dt.time())  # stored times are union-local
     return int(
         db.session.scalar(
             select(func.count())
             .select_from(AuditLog)
-            .where(AuditLog.actor_id == staff_id, AuditLog.action == "reveal", AuditLog.at >= start_utc)
+            .where(AuditLog.actor_id == staff_id, AuditLog.action == "reveal", AuditLog.at >= start_of_day)
         )
         or 0
     )

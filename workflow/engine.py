@@ -27,7 +27,7 @@ from sqlalchemy.orm.exc import StaleDataError
 from sqlalchemy.sql.elements import ColumnElement
 from transitions import Machine
 
-from config.database import utcnow
+from config.database import now_local
 from workflow.errors import ConflictError, GuardRefused, InvalidTransition, ReasonRequired
 from workflow.models import TransitionRecord
 
@@ -253,7 +253,7 @@ class Workflow:
         if not by_dest:
             raise InvalidTransition(self.name, "(bulk)", "any", trigger, [])
         moved = 0
-        now = utcnow()
+        now = now_local()
         for dest, pairs in by_dest.items():
             sources = [src for src, _ in pairs]
             t = pairs[0][1]

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import JSON, ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from config.database import Base, BigId, utcnow
+from config.database import Base, BigId, now_local
 
 
 class TransitionRecord(Base):
@@ -26,7 +26,7 @@ class TransitionRecord(Base):
     actor_id: Mapped[int | None] = mapped_column(
         ForeignKey("staff.id", ondelete="SET NULL"), comment="staff who fired it; NULL for the scheduler"
     )
-    at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    at: Mapped[dt.datetime] = mapped_column(default=now_local)
     reason: Mapped[str | None] = mapped_column(Text)
     payload: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
@@ -45,8 +45,8 @@ class JobProgress(Base):
     message: Mapped[str | None] = mapped_column(Text)
     result: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     owner_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id", ondelete="SET NULL"))
-    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
-    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    created_at: Mapped[dt.datetime] = mapped_column(default=now_local)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=now_local, onupdate=now_local)
 
     @property
     def percent(self) -> int:
