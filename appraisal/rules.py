@@ -1193,9 +1193,9 @@ def _sum_checked_fen(amounts: list[Decimal]) -> Decimal:
 
 def _scaled_line(line: Line, old: Decimal, new: Decimal, budget: Decimal, positive_sum: Decimal) -> Line:
     """Return the line scaled to the budget, its explanation extended with the scaling arithmetic."""
-    with localcontext(MONEY_CONTEXT):
-        exact = old * budget / positive_sum
-    arithmetic = f"{_money(old)} × {_money(budget)} / {_money(positive_sum)} → {_money(new)}"
+    exact = MONEY_CONTEXT.divide(MONEY_CONTEXT.multiply(old, budget), positive_sum)
+    budget_text, sum_text = _money(budget), _money(positive_sum)
+    arithmetic = f"{_money(old)} × {budget_text} / {sum_text} → {_money(new)}"
     note_en = note_zh = ""
     if new != fen_down(exact):
         note_en = " (rounded down, plus one fen left over by largest remainder)"
@@ -1205,11 +1205,11 @@ def _scaled_line(line: Line, old: Decimal, new: Decimal, budget: Decimal, positi
         amount=new,
         budget_scaled_from=old,
         explanation=(
-            f"{line.explanation}; campaign budget left {_money(budget)} < positive lines {_money(positive_sum)}, "
+            f"{line.explanation}; campaign budget left {budget_text} < positive lines {sum_text}, "
             f"scaled: {arithmetic}{note_en}"
         ),
         explanation_zh=(
-            f"{line.explanation_zh}；活动剩余预算 {_money(budget)} < 正向合计 {_money(positive_sum)}，"
+            f"{line.explanation_zh}；活动剩余预算 {budget_text} < 正向合计 {sum_text}，"
             f"按比例缩放：{arithmetic}{note_zh}"
         ),
     )
