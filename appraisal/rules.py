@@ -765,7 +765,7 @@ def evaluate(rule: Rule, inputs: RuleInputs | Mapping[str, Any]) -> Line:
     Pools share a fixed amount among everyone and must go through :func:`evaluate_group`; a bounty
     with several winners should too, so its parts sum exactly to the bounty.
     """
-    if isinstance(inputs, Mapping):
+    if inputs.__class__ is not RuleInputs and isinstance(inputs, Mapping):  # the exact-type test is cheap
         inputs = RuleInputs(**inputs)
     with localcontext(MONEY_CONTEXT):
         return _EVALUATORS[rule.kind](rule, inputs)
