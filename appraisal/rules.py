@@ -714,6 +714,14 @@ def _figure(measure: Measure, value: Decimal) -> str:
     return _money(value) if measure.unit is MeasureUnit.SUM else _plain(value)
 
 
+def _target_figure(measure: Measure, target: Decimal) -> str:
+    """A target as people read it: a share of a branch target (8 000 000 / 7) shows rounded to
+    the fen with "≈"; the attainment itself is still computed from the exact value."""
+    if target.is_finite() and target != target.quantize(FEN, context=MONEY_CONTEXT):
+        return "≈" + f"{target.quantize(FEN, context=MONEY_CONTEXT):f}"
+    return _figure(measure, target)
+
+
 def _rate_figure(rule: Rule, measure: Measure, rate: Decimal) -> str:
     """Fractions of a sum show as percentages; money per unit shows as money."""
     if rule.kind is RuleKind.PERCENTAGE or (rule.kind is RuleKind.TIERED and measure.unit is MeasureUnit.SUM):
@@ -881,7 +889,7 @@ def _attainment_bonus(rule: Rule, inputs: RuleInputs) -> Line:
         return missing
     measure, value = _measure_of(rule), inputs.value
     target = _require(inputs.target, rule, "target")
-    ratio = f"{_figure(measure, value)} / {_figure(measure, target)} = {_attainment(value, target)}"
+    ratio = f"{_figure(measure, value)} / {_target_figure(measure, target)} = {_attainment(value, target)}"
     # value ≥ at × target decides exactly; value / target could round up to a threshold it misses.
     reached = [t for t in rule.thresholds if value >= t.at * target]
     if not reached:
@@ -930,7 +938,7 @@ def _penalty(rule: Rule, inputs: RuleInputs) -> Line:
         return missing
     target = _require(inputs.target, rule, "target")
     amount = _require(rule.amount, rule, "amount")
-    ratio = f"{_figure(measure, value)} / {_figure(measure, target)} = {_attainment(value, target)}"
+    ratio = f"{_figure(measure, value)} / {_target_figure(measure, target)} = {_attainment(value, target)}"
     below = _percent(rule.below)
     if value < rule.below * target:
         return _finish(

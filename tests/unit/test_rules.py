@@ -829,3 +829,19 @@ class TestPurity:
 
     def test_fen(self):
         assert D("0.01") == FEN
+
+
+def test_a_share_of_a_branch_target_shows_rounded_in_the_explanation():
+    """8 000 000 split over 7 managers is shown as ≈1142857.14, not 40 digits; the figure is exact."""
+    rule = parse_rule(
+        {
+            "id": "bonus",
+            "kind": "attainment_bonus",
+            "measure": "new_deposits",
+            "thresholds": [{"at": "1.0", "amount": "500"}],
+        }
+    )
+    target = Decimal("8000000") / Decimal("7")
+    line = evaluate(rule, RuleInputs(value=Decimal("1142857.15"), target=target))
+    assert "≈1142857.14" in line.explanation and "142857142857" not in line.explanation
+    assert line.amount == Decimal("500.00")  # 1142857.15 ≥ 8000000/7 exactly
