@@ -40,7 +40,8 @@ from config import clock
 from config.database import now_local
 from customers.models import Customer
 from org.models import Branch, Role, Staff, StaffRole, StaffStatus
-from tasks.models import Task, TaskState
+from tasks.cadence import COLUMNS, template_task_rows
+from tasks.models import Task
 from workflow.models import JobProgress
 
 A = AssignmentState
@@ -373,49 +374,12 @@ def _insert_first_tasks(session: Session, campaign: Campaign) -> int:
     kind = str(tpl.get("kind", "contact"))
     due = first_task_due(campaign)
     key = literal(f"tpl:{campaign.id}:0:") + cast(Assignment.id, String)
-    title = literal(f"{kind}: ") + Customer.customer_no
-    rows = (
-        select(
-            literal(kind),
-            title,
-            literal(campaign.id),
-            Assignment.id,
-            Assignment.customer_id,
-            Assignment.branch_id,
-            Assignment.staff_id,
-            literal(due),
-            literal(campaign.priority),
-            literal(TaskState.open.value),
-            literal("template"),
-            key,
-            literal(1),
-            literal(now_local()),
-        )
-        .select_from(Assignment)
-        .join(Customer, Customer.id == Assignment.customer_id)
-        .where(
-            Assignment.campaign_id == campaign.id,
-            Assignment.state == AssignmentState.assigned,
-            ~select(Task.id).where(Task.source_key == key).exists(),
-        )
+    rows = template_task_rows(campaign, kind, None, key, due).where(
+        Assignment.campaign_id == campaign.id,
+        Assignment.state == AssignmentState.assigned,
+        ~select(Task.id).where(Task.source_key == key).exists(),
     )
-    cols = [
-        "kind",
-        "title",
-        "campaign_id",
-        "assignment_id",
-        "customer_id",
-        "branch_id",
-        "staff_id",
-        "due_on",
-        "priority",
-        "state",
-        "source",
-        "source_key",
-        "version",
-        "created_at",
-    ]
-    return int(session.execute(insert(Task).from_select(cols, rows)).rowcount or 0)
+    return int(session.execute(insert(Task).from_select(COLUMNS, rows)).rowcount or 0)
 
 
 def unassigned_alert_subject(campaign: Campaign) -> str:

@@ -47,7 +47,9 @@ COLUMNS = [
 ]
 
 
-def _rows(campaign: Campaign, kind: str, title: str | None, key: Any, due: dt.date) -> Any:
+def template_task_rows(campaign: Campaign, kind: str, title: str | None, key: Any, due: dt.date) -> Any:
+    """SELECT of template-task rows (in :data:`COLUMNS` order), one per assignment of ``campaign``:
+    the launch's first tasks and the cadence's later ones are built by this one function."""
     label = literal(f"{title}: ") if title else literal(f"{kind}: ")
     return (
         select(
@@ -114,7 +116,7 @@ def generate_for(session: Session, campaign: Campaign, today: dt.date | None = N
                 )
                 .exists()
             )
-            stmt = _rows(campaign, kind, title, key, today).where(
+            stmt = template_task_rows(campaign, kind, title, key, today).where(
                 *_working(campaign), ~select(Task.id).where(Task.source_key == key).exists(), ~open_one
             )
         else:
@@ -131,7 +133,7 @@ def generate_for(session: Session, campaign: Campaign, today: dt.date | None = N
                 )
                 .exists()
             )
-            stmt = _rows(campaign, kind, title, key, today + dt.timedelta(days=within)).where(
+            stmt = template_task_rows(campaign, kind, title, key, today + dt.timedelta(days=within)).where(
                 *_working(campaign), done_before, ~select(Task.id).where(Task.source_key == key).exists()
             )
         result = session.execute(insert(Task).from_select(COLUMNS, stmt))
