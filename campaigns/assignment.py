@@ -14,6 +14,11 @@ Who gets which customer, in order:
    ``assignment_alert``, subject ``campaign-alert:<code>``, owner = the campaign owner, and an
    in-app notification (``tasks.notify.notify``, kind ``assignment_alert``, once per campaign).
 
+Street canvassing (a kind with ``assign_by="grid"``) first gives each street grid of the population
+whole to one manager of its branch (largest grid first, to the least loaded manager with room for
+all of it, ties by the seeded draw) — ``whole grid (G03, n open)``; a grid nobody has room for,
+and customers without a grid, then follow the rules above.
+
 Inactive, on-leave and departed staff are never assigned. The distribution is planned in Python
 per staff member (round bands, :func:`plan_bands`) and applied by one ``INSERT … SELECT`` that
 ranks the customers of each branch by a seeded hash (``row_number()``) and joins the ranks onto
@@ -52,6 +57,7 @@ OPEN_STATES = (A.assigned.value, A.contacted.value, A.interested.value)
 REASON_RM = "relationship manager"
 REASON_KEY = "key customer → senior manager"
 REASON_LEAST = "least loaded in branch ({n} open)"
+REASON_GRID = "whole grid ({grid}, {n} open)"
 REASON_POOL_FULL = "branch pool: every active manager is at capacity"
 REASON_POOL_NOBODY = "branch pool: no active manager in the branch"
 REASON_CLAIMED = "claimed from pool"
@@ -172,7 +178,107 @@ def _active_managers(session: Session, branch_ids: Iterable[int]) -> list[tuple[
     return [(r[0], r[1], bool(r[2]), int(r[3] or 0)) for r in rows]
 
 
+def _not_yet_assigned(campaign: Campaign) -> ColumnElement[bool]:
+    return ~(
+        select(Assignment.id)
+        .where(Assignment.campaign_id == campaign.id, Assignment.customer_id == Customer.id)
+        .correlate(Customer)
+        .exists()
+    )
+
+
+def _open_load(session: Session, campaign: Campaign) -> dict[int, int]:
+    """Open assignments per staff member in this campaign."""
+    return dict(
+        session.execute(
+            select(Assignment.staff_id, func.count())
+            .where(
+                Assignment.campaign_id == campaign.id,
+                Assignment.state.in_(OPEN_STATES),
+                Assignment.staff_id.is_not(None),
+            )
+            .group_by(Assignment.staff_id)
+        ).all()
+    )
+
+
+def assigns_by_grid(campaign: Campaign) -> bool:
+    from campaigns.kinds import KINDS
+
+    spec = KINDS.get(campaign.kind)
+    return bool(spec is not None and spec.assign_by == "grid")
+
+
+def plan_grids(
+    sizes: Sequence[tuple[str, int]], candidates: Sequence[Candidate], order: Sequence[int]
+) -> dict[str, tuple[int, int]]:
+    """Give each grid whole to one candidate: largest grid first, to the least loaded candidate
+    with room for all of it (ties by ``order``). Returns grid → (staff id, load before it);
+    a grid nobody has room for is left out."""
+    rank = {sid: i for i, sid in enumerate(order)}
+    load = {c.staff_id: c.load for c in candidates}
+    room = {c.staff_id: c.capacity for c in candidates}
+    plan: dict[str, tuple[int, int]] = {}
+    for grid, n in sorted(sizes, key=lambda g: (-g[1], g[0])):
+        fits = [sid for sid in load if load[sid] + n <= room[sid]]
+        if not fits:
+            continue
+        sid = min(fits, key=lambda s: (load[s], rank[s]))
+        plan[grid] = (sid, load[sid])
+        load[sid] += n
+    return plan
+
+
+def _insert_grid_assignments(session: Session, campaign: Campaign) -> int:
+    """Street canvassing: each grid of the population goes whole to one manager of its branch."""
+    if not assigns_by_grid(campaign):
+        return 0
+    base = (
+        population_select(campaign, [Customer.id, Customer.branch_id, Customer.grid])
+        .where(Customer.grid.is_not(None), Customer.grid != "", _not_yet_assigned(campaign))
+        .subquery("gbase")
+    )
+    sizes: dict[int, list[tuple[str, int]]] = {}
+    for b, g, n in session.execute(
+        select(base.c.branch_id, base.c.grid, func.count()).group_by(base.c.branch_id, base.c.grid)
+    ):
+        sizes.setdefault(b, []).append((g, int(n)))
+    if not sizes:
+        return 0
+    load = _open_load(session, campaign)
+    staff = _active_managers(session, sizes)
+    order = draw_order([s[0] for s in staff], seed_of(campaign.code))
+    whens_staff: list[tuple[ColumnElement[bool], ColumnElement[int]]] = []
+    whens_reason: list[tuple[ColumnElement[bool], ColumnElement[str]]] = []
+    for b, grids in sorted(sizes.items()):
+        cands = [Candidate(s[0], load.get(s[0], 0), s[3]) for s in staff if s[1] == b]
+        for grid, (sid, before) in sorted(plan_grids(grids, cands, order).items()):
+            match = and_(base.c.branch_id == b, base.c.grid == grid)
+            whens_staff.append((match, literal(sid)))
+            whens_reason.append((match, literal(REASON_GRID.format(grid=grid, n=before))))
+    if not whens_staff:
+        return 0
+    staff_col = case(*whens_staff, else_=None)
+    rows = select(
+        literal(campaign.id),
+        base.c.id,
+        base.c.branch_id,
+        staff_col,
+        literal(A.assigned.value),
+        case(*whens_reason, else_=None),
+        literal(1),
+        literal(now_local()),
+    ).where(staff_col.is_not(None))
+    cols = ["campaign_id", "customer_id", "branch_id", "staff_id", "state", "reason", "version", "created_at"]
+    return int(session.execute(insert(Assignment).from_select(cols, rows)).rowcount or 0)
+
+
 def _insert_assignments(session: Session, campaign: Campaign) -> int:
+    by_grid = _insert_grid_assignments(session, campaign)
+    return by_grid + _insert_assigned_by_rules(session, campaign)
+
+
+def _insert_assigned_by_rules(session: Session, campaign: Campaign) -> int:
     manager = aliased(Staff)
     branch_ids = _branch_ids(session, campaign)
     seed = seed_of(campaign.code)
@@ -186,12 +292,7 @@ def _insert_assignments(session: Session, campaign: Campaign) -> int:
     base = (
         population_select(campaign, [Customer.id, Customer.branch_id, Customer.manager_id, cat.label("cat")])
         .outerjoin(manager, manager.id == Customer.manager_id)
-        .where(
-            ~select(Assignment.id)
-            .where(Assignment.campaign_id == campaign.id, Assignment.customer_id == Customer.id)
-            .correlate(Customer)
-            .exists()
-        )
+        .where(_not_yet_assigned(campaign))
         .subquery("base")
     )
     # 1. counts (per branch and category) and loads, to plan per staff member
@@ -203,17 +304,7 @@ def _insert_assignments(session: Session, campaign: Campaign) -> int:
     }
     if not counts:
         return 0
-    load: dict[int, int] = dict(
-        session.execute(
-            select(Assignment.staff_id, func.count())
-            .where(
-                Assignment.campaign_id == campaign.id,
-                Assignment.state.in_(OPEN_STATES),
-                Assignment.staff_id.is_not(None),
-            )
-            .group_by(Assignment.staff_id)
-        ).all()
-    )
+    load = _open_load(session, campaign)
     for sid, n in session.execute(
         select(base.c.manager_id, func.count()).where(base.c.cat == 0).group_by(base.c.manager_id)
     ):

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Integer, and_, case, func, or_, select
+from sqlalchemy import Integer, and_, case, func, or_, select, true
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -267,17 +267,23 @@ def build(session: Session, scope: Scope, campaign: Campaign) -> Dashboard:
         per_day[key][col] += int(n)
     dash.trend = [per_day[k] for k in sorted(per_day)]
     dash.reasons = reason_breakdown(session, in_scope)
-    dash.grids = grid_breakdown(session, in_scope)
+    dash.grids = grid_breakdown(session, in_scope, campaign.code, scope.branch_filter)
     return dash
 
 
 VISIT_KINDS = ("visit", "canvass")
 
 
-def grid_breakdown(session: Session, where: ColumnElement[bool]) -> list[dict[str, Any]]:
-    """Street canvassing (JOURNEYS 4): per grid, customers, contact rate, conversions and visits
-    done. Empty when no customer of the campaign has a grid."""
-    from customers.models import Customer
+def grid_breakdown(
+    session: Session,
+    where: ColumnElement[bool],
+    code: str | None = None,
+    branch_filter: Any = None,
+) -> list[dict[str, Any]]:
+    """Street canvassing (JOURNEYS 4): per grid, customers, contact rate, conversions, visits
+    done and prospects made (new customers registered on this campaign's visits: tagged with
+    its ``code``, in the caller's branches). Empty when no customer of the campaign has a grid."""
+    from customers.models import Customer, CustomerTag
     from tasks.models import Task
 
     def n(states: tuple[str, ...]) -> Any:
@@ -302,6 +308,20 @@ def grid_breakdown(session: Session, where: ColumnElement[bool]) -> list[dict[st
             .group_by(Customer.grid)
         ).all()
     )
+    prospects: dict[str, int] = {}
+    if code:
+        prospects = dict(
+            session.execute(
+                select(Customer.grid, func.count())
+                .join(CustomerTag, CustomerTag.customer_id == Customer.id)
+                .where(
+                    CustomerTag.tag == code,
+                    Customer.grid.is_not(None),
+                    branch_filter(Customer.branch_id) if branch_filter is not None else true(),
+                )
+                .group_by(Customer.grid)
+            ).all()
+        )
     return [
         {
             "grid": grid,
@@ -310,6 +330,7 @@ def grid_breakdown(session: Session, where: ColumnElement[bool]) -> list[dict[st
             "contact_rate": _ratio(int(contacted or 0), int(total)),
             "converted": int(converted or 0),
             "visits": int(visits.get(grid, 0)),
+            "prospects": int(prospects.get(grid, 0)),
         }
         for grid, total, contacted, converted in rows
     ]

@@ -52,6 +52,9 @@ class KindSpec:
     population: dict[str, Any] = field(default_factory=dict)  #: suggested population
     target_measure: str | None = None  #: the measure the grid of per-staff targets offers first
     module: str | None = None  #: optional module with kind-specific behaviour (see :meth:`hooks`)
+    #: ``"grid"``: each street grid of the population goes whole to one manager (扫街扫楼: a manager
+    #: walks the shops of a grid); customers without a grid are assigned as usual.
+    assign_by: str | None = None
 
     @property
     def label(self) -> str:
@@ -150,6 +153,7 @@ register_kind(
         ),
         population={"customers": {"type_in": ["business"]}},
         target_measure="visits",
+        assign_by="grid",
     )
 )
 

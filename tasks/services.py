@@ -15,9 +15,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from campaigns.machine import assignment_workflow
-from campaigns.models import Assignment
+from campaigns.models import Assignment, Campaign
 from config import clock
-from customers.models import Customer, Lifecycle
+from customers.models import Customer, CustomerTag, Lifecycle
 from org.models import Role, Staff, StaffRole, StaffStatus
 from org.scope import NotFound
 from tasks.machine import CONTACT_KINDS
@@ -325,14 +325,31 @@ def _new_customer(session: Session, actor_id: int, data: dict[str, Any], **kw: A
     )
     session.add(c)
     session.flush()
+    if c.tags:  # the list filter reads customer_tag
+        session.add_all(CustomerTag(customer_id=c.id, tag=tag) for tag in dict.fromkeys(c.tags))
+        session.flush()
     return c
 
 
 def register_prospect(
     session: Session, actor_id: int, data: dict[str, Any], task: Task | None = None
 ) -> Customer:
-    """A canvassing visit registers a new prospect (潜在客户) on the spot, owned by the visitor."""
-    return _new_customer(session, actor_id, data, tags=["canvassing"] if task is not None else [])
+    """A canvassing visit registers a new prospect (潜在客户) on the spot, owned by the visitor.
+
+    Registered on a task's visit, the prospect is tagged ``canvassing`` and with the campaign's
+    code (what the campaign dashboard counts as "prospects made"), and, unless told otherwise,
+    lives in the grid of the shop being visited (the neighbour next door)."""
+    if task is None:
+        return _new_customer(session, actor_id, data, tags=[])
+    tags = ["canvassing"]
+    if task.campaign_id is not None:
+        code = session.scalar(select(Campaign.code).where(Campaign.id == task.campaign_id))
+        if code:
+            tags.append(code)
+    if not str(data.get("grid") or "").strip():
+        visited = session.scalar(select(Customer.grid).where(Customer.id == task.customer_id))
+        data = {**data, "grid": visited}
+    return _new_customer(session, actor_id, data, tags=tags)
 
 
 def record_referral(session: Session, actor_id: int, referrer_id: int, data: dict[str, Any]) -> Customer:

@@ -152,9 +152,18 @@ def table_rows(dash: queries.Dashboard, name: str, measures: list[str]) -> tuple
             _("Contacted"),
             _("Contact rate"),
             _("Converted"),
+            _("Prospects made"),
         ]
         return header, [
-            [r["grid"], r["customers"], r["visits"], r["contacted"], _pct(r["contact_rate"]), r["converted"]]
+            [
+                r["grid"],
+                r["customers"],
+                r["visits"],
+                r["contacted"],
+                _pct(r["contact_rate"]),
+                r["converted"],
+                r["prospects"],
+            ]
             for r in dash.grids
         ]
     raise KeyError(name)

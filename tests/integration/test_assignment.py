@@ -192,3 +192,62 @@ def test_launch_job_runs_every_phase(client, session, union):
         == 4
     )
     assert session.scalar(select(func.count()).select_from(Task).where(Task.campaign_id == campaign.id)) == 4
+
+
+# -- street canvassing: whole grids ------------------------------------------------------------
+
+
+def test_plan_grids_gives_whole_grids_largest_first_within_capacity():
+    from campaigns.assignment import plan_grids
+
+    cands = [Candidate(1, 0, 10), Candidate(2, 4, 10), Candidate(3, 0, 3)]
+    plan = plan_grids([("G1", 6), ("G2", 5), ("G3", 2), ("G4", 20)], cands, order=[3, 1, 2])
+    # G1 (6) → 1 (least loaded with room: 3 has only 3); G2 (5) → 2 (load 4, 1 now has 6);
+    # G3 (2) → 3 (load 0); G4 (20) fits nobody and is left to the load balancing
+    assert plan == {"G1": (1, 0), "G2": (2, 4), "G3": (3, 0)}
+
+
+def test_plan_grids_breaks_ties_by_the_draw_not_by_id():
+    from campaigns.assignment import plan_grids
+
+    cands = [Candidate(1, 0, 10), Candidate(2, 0, 10)]
+    assert plan_grids([("G1", 3)], cands, order=[2, 1]) == {"G1": (2, 0)}
+    assert plan_grids([("G1", 3)], cands, order=[1, 2]) == {"G1": (1, 0)}
+
+
+def test_canvassing_gives_each_grid_to_one_manager_and_splits_only_what_fits_nobody(session, union):
+    union.m1.capacity = 5
+    union.m2.capacity = 5
+    shops = {
+        g: [make_customer(session, union.b1, type="business", grid=g) for _ in range(n)]
+        for g, n in (("G1", 4), ("G2", 3), ("G3", 6))
+    }
+    loose = make_customer(session, union.b1, type="business")  # no grid
+    campaign = make_campaign(session, union.director_b1, [union.b1], kind="street_canvassing")
+    session.commit()
+
+    counts = assignment.generate(session, campaign)
+    session.commit()
+    rows = _rows(session, campaign)
+    assert counts["assignments"] == 14
+    owner_of = {g: {rows[c.id].staff_id for c in cs} for g, cs in shops.items()}
+    # G1 and G2 each go whole to one manager, different ones (4 and 3 of capacity 5)
+    assert len(owner_of["G1"]) == 1 and len(owner_of["G2"]) == 1 and owner_of["G1"] != owner_of["G2"]
+    assert all(rows[c.id].reason == "whole grid (G1, 0 open)" for c in shops["G1"])
+    # G3 (6) fits nobody: split by load within capacity (1 + 2 places left), the rest in the pool
+    g3 = Counter(rows[c.id].staff_id for c in shops["G3"] + [loose])
+    assert g3[None] == 4 and sum(g3.values()) == 7
+    assert all(
+        rows[c.id].reason.startswith(("least loaded in branch", "branch pool")) for c in shops["G3"] + [loose]
+    )
+    # a retry creates nothing twice
+    assert assignment.generate(session, campaign)["assignments"] == 0
+
+
+def test_other_kinds_ignore_grids(session, union):
+    cs = [make_customer(session, union.b1, grid="G1") for _ in range(4)]
+    campaign = make_campaign(session, union.director_b1, [union.b1])
+    session.commit()
+    assignment.generate(session, campaign)
+    rows = _rows(session, campaign)
+    assert Counter(rows[c.id].staff_id for c in cs) == {union.m1.id: 2, union.m2.id: 2}

@@ -1,15 +1,12 @@
 """JOURNEY 4 — street canvassing (扫街扫楼), end to end in the web client, for what the product has.
 
 A branch runs a canvassing week over grids G03–G06: the editor's population picks the shops of
-those grids; launch gives each manager shops with a first "visit" task; on each visit the manager
-records the contact and registers a new prospect on the spot; the dashboard shows the contact
-rate and the funnel to accounts opened.
+those grids; launch gives each manager the shops of whole grids, each with a first "visit" task;
+on each visit the manager records the contact and registers a new prospect on the spot; the
+dashboard shows the contact rate and the funnel to accounts opened.
 
-The dashboard's per-grid table (and its XLSX) shows the visits done, contacts and conversions
-of each grid.
-
-Not in the product yet (see the journeys report): assignment by grid (each manager gets the shops
-of a grid — assignment balances by load), and "prospects made" on the dashboard.
+The dashboard's per-grid table (and its XLSX) shows the visits done, contacts, conversions and
+prospects made in each grid.
 """
 
 from __future__ import annotations
@@ -25,6 +22,7 @@ from sqlalchemy import func, select
 from campaigns.models import Assignment, Campaign
 from config import clock
 from config.database import db
+from customers.masking import mask_name
 from customers.models import Customer
 from tasks.models import FollowUp, Task
 from tests.factories import login, make_customer
@@ -88,6 +86,17 @@ def test_journey_4_canvassing_week_over_four_grids(client, session, union):
         .group_by(Assignment.staff_id)
     ).all()
     assert dict(rows) == {u.m1.id: 6, u.m2.id: 6}
+    # … and the shops of one grid all go to one manager, who is told why
+    owners = session.execute(
+        select(Customer.grid, Assignment.staff_id, Assignment.reason)
+        .join(Customer, Customer.id == Assignment.customer_id)
+        .where(Assignment.campaign_id == c.id)
+    ).all()
+    per_grid: dict[str, set[int]] = {}
+    for grid, staff_id, reason in owners:
+        per_grid.setdefault(grid, set()).add(staff_id)
+        assert reason.startswith(f"whole grid ({grid}, "), reason
+    assert sorted(per_grid) == grids and all(len(s) == 1 for s in per_grid.values())
     visits = list(session.scalars(select(Task).where(Task.campaign_id == c.id, Task.staff_id == u.m1.id)))
     assert len(visits) == 6 and {t.kind for t in visits} == {"visit"}
 
@@ -118,7 +127,9 @@ def test_journey_4_canvassing_week_over_four_grids(client, session, union):
     prospect = session.scalar(select(Customer).where(Customer.name == "隔壁王老板"))
     assert prospect is not None and prospect.lifecycle == "prospect"
     assert prospect.manager_id == u.m1.id and prospect.branch_id == u.b1.id
-    assert "canvassing" in (prospect.tags or [])
+    assert "canvassing" in (prospect.tags or []) and "SJ-W1" in prospect.tags
+    visited_grid = session.scalar(select(Customer.grid).where(Customer.id == second.customer_id))
+    assert prospect.grid == visited_grid  # the neighbour lives in the grid being walked
 
     # the dashboard: contact rate and the funnel (2 of 12 contacted, 1 interested)
     login(client, u.director_b1)
@@ -147,3 +158,10 @@ def test_journey_4_canvassing_week_over_four_grids(client, session, union):
     assert sum(by_grid[g][3] for g in grids) == 2  # two contacted
     for g in visited:
         assert by_grid[g][2] >= 1
+    assert rows[0][6] == "Prospects made"
+    assert {g: by_grid[g][6] for g in grids} == {g: int(g == visited_grid) for g in grids}
+
+    # the prospects can be found by the campaign's code in the customer list
+    listing = client.get("/customers/?tag=SJ-W1").get_data(as_text=True)
+    assert mask_name("隔壁王老板") in listing and "隔壁王老板" not in listing  # masked in lists
+    assert not any(f"{g}商户" in listing for g in grids)  # the shops visited are not prospects

@@ -156,4 +156,4 @@ def test_grid_table_for_street_canvassing(client, session, union):
     assert 'data-testid="table-grids"' in html
     r = client.get(f"/campaigns/{campaign.id}/dashboard/grids.xlsx")
     rows = list(openpyxl.load_workbook(io.BytesIO(r.data)).active.iter_rows(values_only=True))
-    assert rows[1:] == [("G03", 2, 1, 1, "50.0 %", 0), ("G04", 1, 0, 0, "0.0 %", 0)]
+    assert rows[1:] == [("G03", 2, 1, 1, "50.0 %", 0, 0), ("G04", 1, 0, 0, "0.0 %", 0, 0)]
