@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from config import clock
 from config.database import now_local
-from tasks.models import FollowUp, Task, TaskState
+from tasks.models import Appointment, AppointmentState, FollowUp, Task, TaskState
 from workflow.engine import FireContext, Guard, Transition, Workflow
 
 T = TaskState
@@ -106,4 +106,96 @@ task_workflow = Workflow(
         Transition.of("expire", [T.open, T.in_progress, T.snoozed], T.expired, after=[_finished]),
     ],
     initial=T.open,
+)
+
+
+# -- appointments (预约) ----------------------------------------------------------------------
+AS = AppointmentState
+
+
+def _appointment_task(ctx: FireContext) -> Task | None:
+    return ctx.session.scalars(select(Task).where(Task.source_key == f"appt:{ctx.obj.id}")).first()
+
+
+def _has_passed(ctx: FireContext) -> str | None:
+    if ctx.obj.at > clock.now():
+        return f"the visit is at {ctx.obj.at:%Y-%m-%d %H:%M}: it can be marked as missed only after that"
+    return None
+
+
+def _close_visit_task(ctx: FireContext) -> None:
+    """The visit will not happen: its task leaves the queue (cancelled, with the same reason)."""
+    from workflow.engine import fire
+
+    task = _appointment_task(ctx)
+    if task is not None and task.state in (T.open, T.in_progress, T.snoozed):
+        why = ctx.reason or ("customer did not come" if ctx.trigger == "miss" else "appointment cancelled")
+        fire(ctx.session, task, "cancel", actor_id=ctx.actor_id, reason=f"appointment {ctx.trigger}: {why}")
+
+
+def _rebook_task(ctx: FireContext) -> None:
+    """A missed visit gives the manager a call to rebook tomorrow (once per appointment)."""
+    import datetime as dt
+
+    key = f"appt:{ctx.obj.id}:rebook"
+    if ctx.session.scalar(select(Task.id).where(Task.source_key == key)) is not None:
+        return
+    ctx.session.add(
+        Task(
+            kind="follow_up",
+            title=f"missed branch visit — call to rebook: {ctx.obj.purpose}"[:200],
+            customer_id=ctx.obj.customer_id,
+            branch_id=ctx.obj.branch_id,
+            staff_id=ctx.obj.staff_id,
+            due_on=clock.today() + dt.timedelta(days=1),
+            source="appointment",
+            source_key=key,
+            detail={"appointment_id": ctx.obj.id, "missed_at": f"{ctx.obj.at:%Y-%m-%d %H:%M}"},
+        )
+    )
+    ctx.session.flush()
+
+
+def _tell_companion(ctx: FireContext) -> None:
+    """The branch director who was to accompany hears that the visit is off."""
+    if not ctx.obj.accompanied_by_id:
+        return
+    from tasks.notify import notify
+
+    what = "cancelled" if ctx.trigger == "cancel" else "missed (customer did not come)"
+    text = f"Appointment {ctx.obj.at:%Y-%m-%d %H:%M} {what}: {ctx.obj.purpose}"
+    if ctx.reason:
+        text += f" — {ctx.reason}"
+    notify(
+        ctx.session,
+        ctx.obj.accompanied_by_id,
+        "appointment",
+        text,
+        link="/queue/appointments",
+        key=f"appt:{ctx.obj.id}:{ctx.trigger}",
+    )
+
+
+appointment_workflow = Workflow(
+    "appointment",
+    Appointment,
+    list(AS),
+    [
+        Transition.of("attend", AS.booked, AS.done),
+        Transition.of(
+            "cancel",
+            AS.booked,
+            AS.cancelled,
+            reason_required=True,
+            after=[_close_visit_task, _tell_companion],
+        ),
+        Transition.of(
+            "miss",
+            AS.booked,
+            AS.no_show,
+            guards=[Guard("has_passed", _has_passed)],
+            after=[_close_visit_task, _rebook_task, _tell_companion],
+        ),
+    ],
+    initial=AS.booked,
 )

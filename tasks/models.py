@@ -139,8 +139,11 @@ class AppointmentState(StrEnum):
     no_show = "no_show"
 
 
-class Appointment(Base):
-    """A booked branch visit (预约); key customers are accompanied by the branch director."""
+class Appointment(Versioned, Base):
+    """A booked branch visit (预约); key customers are accompanied by the branch director.
+
+    Its states move through ``tasks.machine.appointment_workflow``: attended (its task completed),
+    cancelled with a reason, or missed (no-show) once its time has passed."""
 
     __tablename__ = "appointment"
     __table_args__ = (Index("ix_appointment_at", "at", "state"),)

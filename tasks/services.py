@@ -153,9 +153,8 @@ def complete(
     )
     if task.source == "appointment" and task.detail and task.detail.get("appointment_id"):
         appt = session.get(Appointment, int(task.detail["appointment_id"]))
-        if appt is not None and appt.state == AppointmentState.booked:
-            appt.state = AppointmentState.done  # the visit happened: its task was completed
-            session.flush()
+        if appt is not None and appt.state == AppointmentState.booked:  # the visit happened
+            fire(session, appt, "attend", actor_id=actor_id, reason="its visit task was completed")
     return follow_up
 
 
@@ -434,7 +433,35 @@ def book_appointment(
     return appt
 
 
+def own_appointment(session: Session, staff_id: int, appointment_id: int) -> Appointment:
+    """An appointment the staff member booked; anyone else's (or none) is "not found"."""
+    appt = session.get(Appointment, appointment_id)
+    if appt is None or appt.staff_id != staff_id:
+        raise NotFound(f"No appointment {appointment_id}")
+    return appt
+
+
+def cancel_appointment(session: Session, staff_id: int, appointment_id: int, reason: str) -> Appointment:
+    """Call off a booked visit (reason required): its task leaves the queue, the accompanying
+    director is told."""
+    appt = own_appointment(session, staff_id, appointment_id)
+    fire(session, appt, "cancel", actor_id=staff_id, reason=reason)
+    return appt
+
+
+def miss_appointment(
+    session: Session, staff_id: int, appointment_id: int, note: str | None = None
+) -> Appointment:
+    """The customer did not come (no-show): once the time has passed; the visit task is
+    cancelled and a call to rebook is due tomorrow."""
+    appt = own_appointment(session, staff_id, appointment_id)
+    fire(session, appt, "miss", actor_id=staff_id, reason=note)
+    return appt
+
+
 def my_appointments(session: Session, staff_id: int, from_day: dt.date | None = None) -> list[Appointment]:
+    """Appointments the staff member booked or accompanies: from ``from_day`` (today) on, and any
+    earlier one still booked, so a visit that did not happen can be marked as missed."""
     from_day = from_day or clock.today()
     start = dt.datetime.combine(from_day, dt.time.min)
     return list(
@@ -442,7 +469,8 @@ def my_appointments(session: Session, staff_id: int, from_day: dt.date | None = 
             select(Appointment)
             .where(
                 (Appointment.staff_id == staff_id) | (Appointment.accompanied_by_id == staff_id),
-                Appointment.at >= start,
+                # from today on, and earlier ones still booked (to mark attended or missed)
+                (Appointment.at >= start) | (Appointment.state == AppointmentState.booked),
             )
             .order_by(Appointment.at)
         )

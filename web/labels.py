@@ -42,6 +42,9 @@ STATES = {
     "approved": _l("approved"),
     "locked": _l("locked"),
     "accepted": _l("accepted"),
+    # appointments
+    "booked": _l("booked"),
+    "no_show": _l("missed (no-show)"),
 }
 
 TRIGGERS = {
@@ -65,7 +68,10 @@ TRIGGERS = {
     "snooze": _l("snooze"),
     "wake": _l("wake"),
     "expire": _l("expire"),
+    "attend": _l("attend"),
+    "miss": _l("mark as missed"),
 }
+
 
 class _KindLabels:
     """Kind labels come from the kind registry (campaigns/kinds.py): a new kind is one entry there."""
@@ -102,6 +108,7 @@ VALUES = {
     "bounty": _l("Bounty"),
     "incentive_run": _l("Incentive run"),
     "dispute": _l("Dispute"),
+    "appointment": _l("Appointment"),
 }
 
 ROLES = {

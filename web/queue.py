@@ -396,7 +396,14 @@ def appointments() -> Any:
         for c in db.session.scalars(select(Customer).where(Customer.id.in_([a.customer_id for a in rows])))
     }
     return render_template(
-        "queue/appointments.html", appointments=rows, customers=customers, customer_label=customer_label
+        "queue/appointments.html",
+        appointments=rows,
+        customers=customers,
+        customer_label=customer_label,
+        me=current_staff_id(),
+        now=clock.now(),
+        cancel_form=CancelAppointmentForm(),
+        miss_form=MissAppointmentForm(),
     )
 
 
@@ -433,6 +440,53 @@ def new_appointment() -> Any:
     return render_template(
         "queue/appointment_new.html", form=form, task=task, customer_name=customer_label(customer)
     ), status
+
+
+class CancelAppointmentForm(FlaskForm):
+    reason = StringField(
+        _l("Why is it cancelled?"),
+        validators=[DataRequired(message=_l("A reason is required.")), Length(max=500)],
+    )
+
+
+class MissAppointmentForm(FlaskForm):
+    note = StringField(_l("Note (optional)"), validators=[Optional(), Length(max=500)])
+
+
+@bp.post("/appointments/<int:appointment_id>/cancel")
+@roles_required("manager")
+def cancel_appointment(appointment_id: int) -> Any:
+    services.own_appointment(db.session, current_staff_id(), appointment_id)
+    form = CancelAppointmentForm()
+    if not form.validate_on_submit():
+        _flash_errors(form)
+        return redirect(url_for(".appointments")), 303
+
+    def work() -> None:
+        services.cancel_appointment(db.session, current_staff_id(), appointment_id, form.reason.data)
+        db.session.commit()
+
+    retry_busy(db.session, work)
+    flash(_("Appointment cancelled; its task has left your queue."), "warning")
+    return redirect(url_for(".appointments")), 303
+
+
+@bp.post("/appointments/<int:appointment_id>/miss")
+@roles_required("manager")
+def miss_appointment(appointment_id: int) -> Any:
+    services.own_appointment(db.session, current_staff_id(), appointment_id)
+    form = MissAppointmentForm()
+    if not form.validate_on_submit():
+        _flash_errors(form)
+        return redirect(url_for(".appointments")), 303
+
+    def work() -> None:
+        services.miss_appointment(db.session, current_staff_id(), appointment_id, form.note.data)
+        db.session.commit()
+
+    retry_busy(db.session, work)
+    flash(_("Marked as missed; a call to rebook is in your queue for tomorrow."), "warning")
+    return redirect(url_for(".appointments")), 303
 
 
 @bp.route("/notifications", methods=["GET", "POST"])

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-30 10:24:09.194965
+Create Date: 2026-11-30 13:00:44.822117
 """
 
 from alembic import op
@@ -709,6 +709,7 @@ def upgrade() -> None:
     sa.Column('follow_up_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
     sa.Column('reminded_at', sa.DateTime(), nullable=True),
     sa.Column('created_at', sa.DateTime(), nullable=False),
+    sa.Column('version', sa.Integer(), nullable=False, comment='optimistic lock'),
     sa.ForeignKeyConstraint(['accompanied_by_id'], ['staff.id'], name=op.f('fk_appointment_accompanied_by_id_staff')),
     sa.ForeignKeyConstraint(['branch_id'], ['branch.id'], name=op.f('fk_appointment_branch_id_branch')),
     sa.ForeignKeyConstraint(['customer_id'], ['customer.id'], name=op.f('fk_appointment_customer_id_customer')),

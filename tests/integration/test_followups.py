@@ -228,3 +228,62 @@ def test_next_step_and_branch_visit_on_the_same_day_make_one_task(session, union
     )
     session.commit()
     assert session.scalar(select(Task).where(Task.source_key == f"fu:{t2.id}")).due_on == friday
+
+
+def _booked(session, union, *, key=False, hours=26):
+    cust = make_customer(session, union.b1, union.m1, is_key=key)
+    session.commit()
+    at = (clock.now() + dt.timedelta(hours=hours)).replace(second=0, microsecond=0)
+    appt = services.book_appointment(session, union.m1.id, cust, at, "open a time deposit")
+    session.commit()
+    return appt, session.scalar(select(Task).where(Task.source_key == f"appt:{appt.id}"))
+
+
+def test_cancelling_an_appointment_needs_a_reason_closes_its_task_and_tells_the_director(session, union):
+    from workflow.errors import ReasonRequired
+
+    appt, visit = _booked(session, union, key=True)
+    with pytest.raises(ReasonRequired):
+        services.cancel_appointment(session, union.m1.id, appt.id, "  ")
+    session.rollback()
+    assert appt.state == "booked" and visit.state == "open"
+    services.cancel_appointment(session, union.m1.id, appt.id, "customer is travelling")
+    session.commit()
+    assert appt.state == "cancelled" and visit.state == "cancelled"
+    told = session.scalar(select(Notification).where(Notification.key == f"appt:{appt.id}:cancel"))
+    assert told.staff_id == union.director_b1.id and "customer is travelling" in told.text
+    # nothing more can happen to it, and the message says what it is and what is allowed
+    with pytest.raises(InvalidTransition, match="cancelled"):
+        services.miss_appointment(session, union.m1.id, appt.id)
+    # no reminder for a cancelled visit
+    assert jobs.appointment_reminders(session, appt.at - dt.timedelta(hours=2)) == 0
+
+
+def test_no_show_only_after_the_time_and_it_brings_a_call_to_rebook(session, union, monkeypatch):
+    from workflow.errors import GuardRefused
+
+    appt, visit = _booked(session, union)
+    with pytest.raises(GuardRefused, match="only after"):
+        services.miss_appointment(session, union.m1.id, appt.id)
+    session.rollback()
+    later = appt.at + dt.timedelta(hours=1)
+    monkeypatch.setattr(clock, "now", lambda: later)
+    services.miss_appointment(session, union.m1.id, appt.id, "did not answer the phone either")
+    session.commit()
+    assert appt.state == "no_show" and visit.state == "cancelled"
+    rebook = session.scalar(select(Task).where(Task.source_key == f"appt:{appt.id}:rebook"))
+    assert rebook.staff_id == union.m1.id and rebook.customer_id == appt.customer_id
+    assert rebook.state == "open" and rebook.due_on == later.date() + dt.timedelta(days=1)
+    assert rebook.kind == "follow_up" and "rebook" in rebook.title
+
+
+def test_only_the_booking_manager_may_cancel_or_mark_missed(session, union):
+    from org.scope import NotFound
+
+    appt, _ = _booked(session, union)
+    for who in (union.m2.id, union.director_b1.id):
+        with pytest.raises(NotFound):
+            services.cancel_appointment(session, who, appt.id, "not mine")
+    with pytest.raises(NotFound):
+        services.cancel_appointment(session, union.m1.id, appt.id + 999, "no such")
+    assert appt.state == "booked"

@@ -204,3 +204,45 @@ def test_failure_report_and_notifications_page(client, session, union):
     assert b'data-testid="bell-count">1<' in client.get("/queue/").data
     client.post("/queue/notifications", data={})
     assert notify.unread_count(session, union.m1.id) == 0
+
+
+def test_appointments_page_cancels_and_marks_missed_with_csrf_and_scope(client, session, union, monkeypatch):
+    from tasks import services
+    from tasks.models import Appointment
+
+    cust = make_customer(session, union.b1, union.m1)
+    session.commit()
+    soon = (clock.now() + dt.timedelta(hours=2)).replace(second=0, microsecond=0)
+    a1 = services.book_appointment(session, union.m1.id, cust, soon, "sign the payroll agreement")
+    a2 = services.book_appointment(session, union.m1.id, cust, soon + dt.timedelta(days=1), "second visit")
+    session.commit()
+    ids = (a1.id, a2.id)
+    login(client, union.m1)
+    page = client.get("/queue/appointments").get_data(as_text=True)
+    assert 'data-testid="cancel-appointment"' in page
+    assert 'data-testid="miss-appointment"' not in page  # not before its time
+    # a cancel without a reason changes nothing
+    r = client.post(f"/queue/appointments/{ids[0]}/cancel", data={"reason": ""}, follow_redirects=True)
+    assert "A reason is required." in r.get_data(as_text=True)
+    session.expire_all()
+    assert session.get(Appointment, ids[0]).state == "booked"
+    r = client.post(
+        f"/queue/appointments/{ids[0]}/cancel", data={"reason": "客户出差"}, follow_redirects=True
+    )
+    assert "Appointment cancelled" in r.get_data(as_text=True)
+    session.expire_all()
+    assert session.get(Appointment, ids[0]).state == "cancelled"
+    # after its time, the second one can be marked missed
+    monkeypatch.setattr(clock, "now", lambda: soon + dt.timedelta(days=1, hours=1))
+    page = client.get("/queue/appointments").get_data(as_text=True)
+    assert 'data-testid="miss-appointment"' in page
+    r = client.post(f"/queue/appointments/{ids[1]}/miss", data={"note": ""}, follow_redirects=True)
+    assert "call to rebook" in r.get_data(as_text=True)
+    session.expire_all()
+    assert session.get(Appointment, ids[1]).state == "no_show"
+    # marking it again: 409 naming the state
+    r = client.post(f"/queue/appointments/{ids[1]}/miss", data={"note": ""})
+    assert r.status_code == 409 and "no_show" in r.get_data(as_text=True)
+    # another manager: 404, nothing changed
+    login(client, union.m2)
+    assert client.post(f"/queue/appointments/{ids[1]}/cancel", data={"reason": "x"}).status_code == 404
