@@ -130,7 +130,8 @@ def _close_visit_task(ctx: FireContext) -> None:
     task = _appointment_task(ctx)
     if task is not None and task.state in (T.open, T.in_progress, T.snoozed):
         why = ctx.reason or ("customer did not come" if ctx.trigger == "miss" else "appointment cancelled")
-        fire(ctx.session, task, "cancel", actor_id=ctx.actor_id, reason=f"appointment {ctx.trigger}: {why}")
+        what = "missed" if ctx.trigger == "miss" else "cancelled"
+        fire(ctx.session, task, "cancel", actor_id=ctx.actor_id, reason=f"appointment {what}: {why}")
 
 
 def _rebook_task(ctx: FireContext) -> None:

@@ -14,6 +14,7 @@ from campaigns import dashboard as queries
 from campaigns import services
 from config.database import db
 from org.services import audit
+from web import system_text
 from web.auth import current_scope, current_staff_id, roles_required
 
 bp = Blueprint("campaign_dashboard", __name__, url_prefix="/campaigns")
@@ -143,7 +144,7 @@ def table_rows(dash: queries.Dashboard, name: str, measures: list[str]) -> tuple
         ]
     if name == "reasons":
         header = [_("Why (reason)"), _("Assignments"), _("Still open")]
-        return header, [[r["reason"], r["assignments"], r["open"]] for r in dash.reasons]
+        return header, [[system_text.translate(r["reason"]), r["assignments"], r["open"]] for r in dash.reasons]
     if name == "grids":
         header = [
             _("Grid"),

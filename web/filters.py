@@ -9,7 +9,7 @@ from typing import Any
 from flask import Flask
 from flask_babel import format_decimal, get_locale
 
-from web import labels
+from web import labels, system_text
 
 BADGES = {
     "draft": "secondary",
@@ -50,6 +50,7 @@ def init_app(app: Flask) -> None:
     app.jinja_env.filters["label"] = lambda s: str(labels.VALUES.get(s) or labels.STATES.get(s) or (s or ""))
     app.jinja_env.filters["badge"] = lambda s: BADGES.get(s, "secondary")
     app.jinja_env.filters["isodate"] = lambda d: d.isoformat() if isinstance(d, dt.date) else (d or "")
+    app.jinja_env.filters["systext"] = system_text.translate
     app.jinja_env.filters["dt"] = lambda d: d.strftime("%Y-%m-%d %H:%M") if d else ""
     app.jinja_env.globals["get_locale"] = get_locale
     # Babel spells zh_CN as zh_Hans_CN: compare the language, never the string
