@@ -110,6 +110,27 @@ class ApiToken(Base):
     revoked: Mapped[bool] = mapped_column(default=False)
 
 
+class IdempotencyKey(Base):
+    """One API request made with an ``Idempotency-Key`` (RELIABILITY CONC-06): per staff member and
+    key, the request's fingerprint and, once answered, its response — a retry gets the same
+    answer instead of a second claim or verdict. Kept 24 hours (``web/api/idempotency.py``)."""
+
+    __tablename__ = "idempotency_key"
+    __table_args__ = (
+        UniqueConstraint("staff_id", "key", name="uq_idempotency_key_staff_key"),
+        Index("ix_idempotency_key_staff_created", "staff_id", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    staff_id: Mapped[int] = mapped_column(ForeignKey("staff.id", ondelete="CASCADE"))
+    key: Mapped[str] = mapped_column(String(100))
+    fingerprint: Mapped[str] = mapped_column(String(64), comment="SHA-256 of method, path and body")
+    state: Mapped[str] = mapped_column(String(10), default="pending", comment="pending or done")
+    status: Mapped[int | None] = mapped_column(comment="HTTP status of the stored response")
+    body: Mapped[str | None] = mapped_column(Text, comment="the stored response body (JSON)")
+    created_at: Mapped[dt.datetime] = mapped_column(default=now_local)
+
+
 class AuditLog(Base):
     """Who did what sensitive thing, when, to what and why (unmasking, exports, logins, approvals)."""
 

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-30 13:00:44.822117
+Create Date: 2026-11-30 13:07:49.855412
 """
 
 from alembic import op
@@ -194,6 +194,22 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_customer_manager_id'), ['manager_id'], unique=False)
         batch_op.create_index('ix_customer_name', ['name'], unique=False, postgresql_ops={'name': 'text_pattern_ops'})
         batch_op.create_index('ix_customer_occupation', ['occupation'], unique=False)
+
+    op.create_table('idempotency_key',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('staff_id', sa.Integer(), nullable=False),
+    sa.Column('key', sa.String(length=100), nullable=False),
+    sa.Column('fingerprint', sa.String(length=64), nullable=False, comment='SHA-256 of method, path and body'),
+    sa.Column('state', sa.String(length=10), nullable=False, comment='pending or done'),
+    sa.Column('status', sa.Integer(), nullable=True, comment='HTTP status of the stored response'),
+    sa.Column('body', sa.Text(), nullable=True, comment='the stored response body (JSON)'),
+    sa.Column('created_at', sa.DateTime(), nullable=False),
+    sa.ForeignKeyConstraint(['staff_id'], ['staff.id'], name=op.f('fk_idempotency_key_staff_id_staff'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_idempotency_key')),
+    sa.UniqueConstraint('staff_id', 'key', name='uq_idempotency_key_staff_key')
+    )
+    with op.batch_alter_table('idempotency_key', schema=None) as batch_op:
+        batch_op.create_index('ix_idempotency_key_staff_created', ['staff_id', 'created_at'], unique=False)
 
     op.create_table('incentive_run',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -838,6 +854,10 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_incentive_run_month'))
 
     op.drop_table('incentive_run')
+    with op.batch_alter_table('idempotency_key', schema=None) as batch_op:
+        batch_op.drop_index('ix_idempotency_key_staff_created')
+
+    op.drop_table('idempotency_key')
     with op.batch_alter_table('customer', schema=None) as batch_op:
         batch_op.drop_index('ix_customer_occupation')
         batch_op.drop_index('ix_customer_name', postgresql_ops={'name': 'text_pattern_ops'})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 
 import pytest
 from sqlalchemy import func, select
@@ -11,6 +12,12 @@ from config import clock
 from tasks.models import Claim, FollowUp, Task
 from tests.factories import bearer, make_campaign, make_customer
 from tests.integration.queue_helpers import make_assignment, make_task
+
+
+def idem(headers: dict[str, str]) -> dict[str, str]:
+    """Money requests carry a fresh Idempotency-Key (RELIABILITY CONC-06)."""
+    return {**headers, "Idempotency-Key": uuid.uuid4().hex}
+
 
 FU = {"channel": "phone", "content": "talked about time deposits", "reaction": "interested"}
 
@@ -78,7 +85,7 @@ def test_bad_claim_amounts_are_422(client, session, union, task, amount, word):
     h = bearer(session, union.m1)
     r = client.post(
         "/api/v1/claims",
-        headers=h,
+        headers=idem(h),
         json={"measure": "accounts_opened", "amount": amount, "evidence_text": "r", "task_id": task.id},
     )
     assert r.status_code == 422 and r.get_json()["field"] == "amount" and word in r.get_json()["message"]
@@ -95,24 +102,24 @@ def test_claim_then_own_verification_is_403_and_checker_verifies(client, session
     hd = bearer(session, dual)
     r = client.post(
         "/api/v1/claims",
-        headers=hd,
+        headers=idem(hd),
         json={"measure": "accounts_opened", "amount": "0", "evidence_text": "r", "task_id": t2.id},
     )
     assert r.status_code == 201
     cid = r.get_json()["id"]
-    r = client.post(f"/api/v1/claims/{cid}/verify", headers=hd, json={})
+    r = client.post(f"/api/v1/claims/{cid}/verify", headers=idem(hd), json={})
     assert r.status_code == 403 and "own claim" in r.get_json()["message"]
     assert session.get(Claim, cid).state == "submitted"
     hc = bearer(session, union.checker)
-    r = client.post(f"/api/v1/claims/{cid}/reject", headers=hc, json={"reason": ""})
+    r = client.post(f"/api/v1/claims/{cid}/reject", headers=idem(hc), json={"reason": ""})
     assert r.status_code == 422
-    r = client.post(f"/api/v1/claims/{cid}/verify", headers=hc, json={})
+    r = client.post(f"/api/v1/claims/{cid}/verify", headers=idem(hc), json={})
     assert r.status_code == 200 and r.get_json()["state"] == "verified" and r.get_json()["ledger_event_id"]
     mine = client.get("/api/v1/claims", headers=hd).get_json()["items"]
     assert [(c["id"], c["state"]) for c in mine] == [(cid, "verified")]
     # a manager is not a checker
     assert (
-        client.post(f"/api/v1/claims/{cid}/verify", headers=bearer(session, union.m1), json={}).status_code
+        client.post(f"/api/v1/claims/{cid}/verify", headers=idem(bearer(session, union.m1)), json={}).status_code
         == 403
     )
 

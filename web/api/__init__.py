@@ -15,10 +15,12 @@ from config.database import db
 from org.models import Staff
 from org.scope import Scope
 from org.services import staff_for_token
+from web.api import idempotency
 from web.extensions import csrf
 
 SECURITY = [{"bearer": []}]
 api = APIBlueprint("api", __name__, url_prefix="/api/v1", abp_security=SECURITY)
+idempotency.init_api(api)  # Idempotency-Key on money requests (RELIABILITY CONC-06)
 
 
 class Unauthorized(Exception):

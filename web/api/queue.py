@@ -16,6 +16,7 @@ from tasks import claims, queue, services
 from tasks.models import Claim, Task
 from tasks.retry import retry_busy
 from web.api import TAGS, api, api_scope, api_staff
+from web.api.idempotency import IdempotencyHeader
 
 
 class ErrorOut(BaseModel):
@@ -252,24 +253,28 @@ def snooze_task(path: TaskPath, body: SnoozeIn) -> Any:
 
 
 @api.post("/claims", tags=[TAGS["queue"]], responses={201: ClaimOut, 404: ErrorOut, 422: ErrorOut})
-def create_claim(body: ClaimIn) -> Any:
+def create_claim(body: ClaimIn, header: IdempotencyHeader) -> Any:
     """Claim a result (业绩申报); from a task, its campaign and customer are used."""
     sid = _manager()
-    task = services.get_task(db.session, sid, body.task_id) if body.task_id else None
-    c = claims.submit(
-        db.session,
-        sid,
-        measure=body.measure,
-        quantity=body.quantity,
-        amount=body.amount,
-        campaign_id=task.campaign_id if task else None,
-        customer_id=task.customer_id if task else None,
-        assignment_id=task.assignment_id if task else None,
-        task_id=task.id if task else None,
-        evidence_text=body.evidence_text,
-    )
-    db.session.commit()
-    return _claim_out(c).model_dump(mode="json"), 201
+
+    def work() -> Claim:
+        task = services.get_task(db.session, sid, body.task_id) if body.task_id else None
+        c = claims.submit(
+            db.session,
+            sid,
+            measure=body.measure,
+            quantity=body.quantity,
+            amount=body.amount,
+            campaign_id=task.campaign_id if task else None,
+            customer_id=task.customer_id if task else None,
+            assignment_id=task.assignment_id if task else None,
+            task_id=task.id if task else None,
+            evidence_text=body.evidence_text,
+        )
+        db.session.commit()
+        return c
+
+    return _claim_out(retry_busy(db.session, work)).model_dump(mode="json"), 201
 
 
 class ClaimList(BaseModel):
@@ -295,7 +300,7 @@ def _checker_claim(claim_id: int) -> Claim:
     tags=[TAGS["queue"]],
     responses={200: ClaimOut, 403: ErrorOut, 404: ErrorOut, 409: ErrorOut},
 )
-def verify_claim(path: ClaimPath, body: VerdictIn) -> Any:
+def verify_claim(path: ClaimPath, body: VerdictIn, header: IdempotencyHeader) -> Any:
     """Verify a claim (never one's own: 403)."""
     c = _checker_claim(path.claim_id)
     claims.verify(db.session, c, api_staff().id, note=body.reason)
@@ -308,7 +313,7 @@ def verify_claim(path: ClaimPath, body: VerdictIn) -> Any:
     tags=[TAGS["queue"]],
     responses={200: ClaimOut, 403: ErrorOut, 404: ErrorOut, 409: ErrorOut, 422: ErrorOut},
 )
-def reject_claim(path: ClaimPath, body: VerdictIn) -> Any:
+def reject_claim(path: ClaimPath, body: VerdictIn, header: IdempotencyHeader) -> Any:
     """Reject a claim with a reason the manager sees (never one's own: 403)."""
     c = _checker_claim(path.claim_id)
     claims.reject(db.session, c, api_staff().id, body.reason)
