@@ -33,7 +33,6 @@ A = AssignmentState
 CONTACTED = (A.contacted.value, A.interested.value, A.converted.value, A.declined.value)
 INTERESTED = (A.interested.value, A.converted.value)
 RESPONDED = (A.interested.value, A.converted.value, A.declined.value)
-LOCAL_OFFSET = dt.timedelta(hours=8)  # history is stored in UTC; days are Asia/Shanghai days
 
 
 def _ratio(num: int | Decimal, den: int | Decimal) -> Decimal | None:
@@ -238,10 +237,8 @@ def build(session: Session, scope: Scope, campaign: Campaign) -> Dashboard:
     ]
 
     # daily trend from the history of this campaign's assignments
-    if session.get_bind().dialect.name == "sqlite":
-        day = func.date(TransitionRecord.at, "+8 hours")
-    else:
-        day = func.date(TransitionRecord.at + LOCAL_OFFSET)
+    # history is stored in the union's wall-clock time (config.database.now_local): its date is the day
+    day = func.date(TransitionRecord.at)
     trend_rows = session.execute(
         select(day.label("day"), TransitionRecord.to_state, func.count())
         .join(

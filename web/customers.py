@@ -713,11 +713,11 @@ def audit_log() -> Any:
     if object_id:
         stmt = stmt.where(AuditLog.object_id == object_id)
     if day_from:
-        stmt = stmt.where(AuditLog.at >= dt.datetime.combine(day_from, dt.time()) - dt.timedelta(hours=8))
+        stmt = stmt.where(AuditLog.at >= dt.datetime.combine(day_from, dt.time()))
     if day_to:
         stmt = stmt.where(
             AuditLog.at
-            < dt.datetime.combine(day_to + dt.timedelta(days=1), dt.time()) - dt.timedelta(hours=8)
+            < dt.datetime.combine(day_to + dt.timedelta(days=1), dt.time())
         )
     if before:
         stmt = stmt.where(AuditLog.id < before)
@@ -742,7 +742,6 @@ def audit_log() -> Any:
             "from": request.args.get("from", ""),
             "to": request.args.get("to", ""),
         },
-        local=lambda at: at + dt.timedelta(hours=8) if at else at,
     )
 
 

@@ -157,3 +157,19 @@ def test_grid_table_for_street_canvassing(client, session, union):
     r = client.get(f"/campaigns/{campaign.id}/dashboard/grids.xlsx")
     rows = list(openpyxl.load_workbook(io.BytesIO(r.data)).active.iter_rows(values_only=True))
     assert rows[1:] == [("G03", 2, 1, 1, "50.0 %", 0, 0), ("G04", 1, 0, 0, "0.0 %", 0, 0)]
+
+
+def test_trend_days_are_the_unions_days(session, union, monkeypatch):
+    """History is stored in the union's wall-clock time: a contact at 23:30 counts on its own day,
+    not the next one (a UTC shift would move it)."""
+    import datetime as dt
+
+    from campaigns import dashboard
+    from org.scope import Scope
+
+    late = dt.datetime(2026, 11, 27, 23, 30)
+    monkeypatch.setattr(clock, "now", lambda: late)
+    campaign = _campaign(session, union)
+    dash = dashboard.build(session, Scope.of(session, union.director), campaign)
+    assert [d["day"] for d in dash.trend] == ["2026-11-27"]
+    assert dash.trend[0]["converted"] == 1

@@ -372,3 +372,21 @@ def test_alerts_page_lists_scoped_alerts_with_their_task(client, session, union,
     login(client, union.director)
     page = client.get("/customers/alerts?period=2026-11").get_data(as_text=True)
     assert "张*明" in page and "王*" in page
+
+
+def test_audit_page_shows_and_filters_the_unions_local_time(client, session, union, monkeypatch):
+    """Audit rows are stored in the union's wall-clock time: a reveal at 23:30 on the 27th shows
+    as 23:30 and is found by a filter on the 27th, not the 28th."""
+    import datetime as dt
+
+    from config import clock
+    from org.services import audit
+
+    monkeypatch.setattr(clock, "now", lambda: dt.datetime(2026, 11, 27, 23, 30))
+    audit(session, union.m1.id, "reveal", "customer", 1, fields=["phone"], reason="深夜核对")
+    session.commit()
+    login(client, union.admin)
+    page = client.get("/admin/audit?from=2026-11-27&to=2026-11-27").get_data(as_text=True)
+    assert "深夜核对" in page and "2026-11-27 23:30" in page
+    page = client.get("/admin/audit?from=2026-11-28&to=2026-11-28").get_data(as_text=True)
+    assert "深夜核对" not in page
