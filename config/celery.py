@@ -66,6 +66,7 @@ def _optional_job_modules() -> list[str]:
     import importlib.util
 
     names = [
+        "org.jobs",
         "customers.jobs",
         "customers.import_jobs",
         "campaigns.bounty_jobs",

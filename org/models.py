@@ -132,7 +132,10 @@ class IdempotencyKey(Base):
 
 
 class AuditLog(Base):
-    """Who did what sensitive thing, when, to what and why (unmasking, exports, logins, approvals)."""
+    """Who did what sensitive thing, when, to what and why (unmasking, exports, logins, approvals).
+
+    Append-only (the database refuses UPDATE and DELETE) and hash-chained: write it only through
+    ``org.services.audit`` (see ``org/audit.py``)."""
 
     __tablename__ = "audit_log"
     __table_args__ = (Index("ix_audit_log_at", "at"),)
@@ -146,3 +149,5 @@ class AuditLog(Base):
     fields: Mapped[list[str] | None] = mapped_column(JSON, comment="which fields were shown in full")
     reason: Mapped[str | None] = mapped_column(Text)
     detail: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    prev_hash: Mapped[str | None] = mapped_column(String(64), comment="hash of the row before (org/audit.py)")
+    hash: Mapped[str | None] = mapped_column(String(64), comment="SHA-256 over prev_hash and this row")

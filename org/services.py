@@ -129,8 +129,11 @@ def audit(
     reason: str | None = None,
     detail: dict[str, Any] | None = None,
 ) -> AuditLog:
-    """Write one audit row in the caller's transaction."""
+    """Write one audit row in the caller's transaction, chained to the one before (org/audit.py)."""
+    from org import audit as chain
+
     row = AuditLog(
+        at=now_local(),
         actor_id=actor_id,
         action=action,
         object_type=object_type,
@@ -139,5 +142,4 @@ def audit(
         reason=reason,
         detail=detail,
     )
-    session.add(row)
-    return row
+    return chain.append(session, row)

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-30 13:07:49.855412
+Create Date: 2026-11-30 13:18:39.410384
 """
 
 from alembic import op
@@ -108,6 +108,8 @@ def upgrade() -> None:
     sa.Column('fields', sa.JSON(), nullable=True, comment='which fields were shown in full'),
     sa.Column('reason', sa.Text(), nullable=True),
     sa.Column('detail', sa.JSON(), nullable=True),
+    sa.Column('prev_hash', sa.String(length=64), nullable=True, comment='hash of the row before (org/audit.py)'),
+    sa.Column('hash', sa.String(length=64), nullable=True, comment='SHA-256 over prev_hash and this row'),
     sa.ForeignKeyConstraint(['actor_id'], ['staff.id'], name=op.f('fk_audit_log_actor_id_staff'), ondelete='SET NULL'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_audit_log'))
     )
