@@ -114,7 +114,7 @@ def test_concurrent_writers_never_fork_the_chain(app, session, union):
             with app.app_context():
                 for i in range(5):
 
-                    def work() -> None:
+                    def work(i: int = i) -> None:
                         with db.transaction() as s:
                             audit(s, staff_id, "export", "customers", f"{k}-{i}")
 
