@@ -25,8 +25,9 @@ from customers.models import Customer
 from tasks import claims, notify, queue, services
 from tasks.models import ClaimState, Reaction
 from tasks.retry import retry_busy
-from web import nav
+from web import nav, once
 from web.auth import current_scope, current_staff_id, roles_required
+from web.once import once_field
 
 bp = Blueprint("queue", __name__, url_prefix="/queue")
 nav.register("queue.my_queue", _l("My queue"), ("manager",), order=10)
@@ -94,6 +95,7 @@ class ClaimForm(FlaskForm):
     """A claim of a result (业绩申报) with evidence."""
 
     task_id = HiddenField()
+    once = once_field()  # a double tap makes one claim
     measure = SelectField(_l("Result"), validators=[DataRequired()])
     quantity = StringField(_l("Quantity"), default="1", validators=[DataRequired(), Length(max=20)])
     amount = StringField(_l("Amount (元)"), default="0", validators=[DataRequired(), Length(max=24)])
@@ -345,6 +347,10 @@ def claim() -> Any:
     status = 200
     if request.method == "POST":
         if form.validate_on_submit():
+            token, first_went = once.begin(sid, "claim", form.once.data)
+            if first_went is not None:
+                flash(_("This claim was already submitted; it was not made twice."), "info")
+                return redirect(first_went or url_for(".my_claims")), 303
             try:
                 stored = None
                 upload = form.evidence_file.data
@@ -366,10 +372,15 @@ def claim() -> Any:
                 )
             except services.InputError as exc:
                 db.session.rollback()
+                once.release(token)
                 flash(str(exc), "danger")
                 status = 422
+            except BaseException:
+                once.release(token)
+                raise
             else:
                 db.session.commit()
+                once.done(token, url_for(".my_claims"))
                 flash(_("Claim #%(id)s submitted for verification.", id=c.id), "success")
                 return redirect(url_for(".my_claims")), 303
         else:

@@ -127,16 +127,16 @@ def test_manager_completes_a_task_claims_and_checker_verifies(
     page.fill("textarea[name=evidence_text]", "定期存单 No. 0012345")
     page.set_input_files("input[name=evidence_file]", str(photo))
     page.screenshot(path=str(ARTIFACTS / "3-claim.png"), full_page=True)
-    page.click("[data-testid=submit-claim]")
+    page.dblclick("[data-testid=submit-claim]")  # an impatient double tap (CONC-08): one claim
+    page.wait_for_url("**/queue/claims")
     page.wait_for_load_state("networkidle")
-    assert page.url.endswith("/queue/claims")
     page.screenshot(path=str(ARTIFACTS / "4-my-claims.png"), full_page=True)
 
     session.rollback()  # end the read snapshot: see what the server committed
     session.expire_all()
     assert session.get(Task, task.id).state == "done"
     assert session.scalar(select(FollowUp).where(FollowUp.task_id == task.id)).reaction == "converted"
-    claim = session.scalar(select(Claim))
+    claim = session.scalars(select(Claim)).one()  # the double tap made one claim
     assert claim.state == "submitted" and claim.evidence_file
 
     # 4. the checker verifies it

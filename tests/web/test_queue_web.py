@@ -246,3 +246,26 @@ def test_appointments_page_cancels_and_marks_missed_with_csrf_and_scope(client, 
     # another manager: 404, nothing changed
     login(client, union.m2)
     assert client.post(f"/queue/appointments/{ids[1]}/cancel", data={"reason": "x"}).status_code == 404
+
+
+def test_a_double_tap_on_claim_makes_one_claim(client, session, union):
+    """CONC-08: the claim form carries a one-time token; a second POST of the same rendering makes
+    nothing and lands where the first went; a refused one can be corrected and sent again."""
+    import re
+
+    _, _, _, t = _setup(session, union)
+    login(client, union.m1)
+    page = client.get(f"/queue/claim?task_id={t.id}").get_data(as_text=True)
+    token = re.search(r'name="once" type="hidden" value="([0-9a-f]+)"', page).group(1)
+    other = client.get(f"/queue/claim?task_id={t.id}").get_data(as_text=True)
+    assert token not in other  # a new token per rendering
+    data = {"task_id": t.id, "once": token, "measure": "accounts_opened", "quantity": "1", "evidence_text": "r"}
+    r = client.post("/queue/claim", data={**data, "amount": "-1"})
+    assert r.status_code == 422  # refused: the token is free again
+    first = client.post("/queue/claim", data={**data, "amount": "0"})
+    second = client.post("/queue/claim", data={**data, "amount": "0"})
+    assert first.status_code == second.status_code == 303
+    assert second.headers["Location"] == first.headers["Location"]
+    assert session.scalar(select(func.count()).select_from(Claim)) == 1
+    page = client.get(second.headers["Location"]).get_data(as_text=True)
+    assert "already submitted" in page
