@@ -156,3 +156,5 @@ def import_models() -> None:
         for info in pkgutil.iter_modules(pkg.__path__):
             if info.name == "models" or info.name.endswith("_models") or info.name == "machine" or info.name.endswith("_machine"):
                 importlib.import_module(f"{pkg_name}.{info.name}")
+    # the personal-information class of every column of the customer and pay tables (PII-01)
+    importlib.import_module("org.privacy").apply(Base.metadata)
