@@ -75,6 +75,7 @@ class Settings:
     ratelimit_storage: str = "memory://"
     log_json: bool = False
     secure_cookies: bool = False
+    mfa_required: bool = False
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -135,6 +136,7 @@ class Settings:
             ratelimit_storage=ratelimit,
             log_json=_bool(env, "CAMPAIGNFLOW_LOG_JSON", False),
             secure_cookies=_bool(env, "CAMPAIGNFLOW_SECURE_COOKIES", False),
+            mfa_required=_bool(env, "CAMPAIGNFLOW_MFA_REQUIRED", False),
         )
 
 

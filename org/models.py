@@ -67,6 +67,10 @@ class Staff(Base):
     failed_logins: Mapped[int] = mapped_column(default=0)
     locked_until: Mapped[dt.datetime | None] = mapped_column()
     session_epoch: Mapped[int] = mapped_column(default=0, comment="bumped on logout to kill old sessions")
+    totp_secret: Mapped[str | None] = mapped_column(
+        String(64), comment="second-factor seed (base32, authentication data); set by enrolment (org/mfa.py)"
+    )
+    totp_last_step: Mapped[int | None] = mapped_column(comment="time step of the last accepted code (no replay)")
     created_at: Mapped[dt.datetime] = mapped_column(default=now_local)
 
     branch: Mapped[Branch] = relationship()

@@ -74,6 +74,27 @@ def users_create(staff_no: str, name: str, branch_code: str, roles: str, passwor
     click.echo(f"created {staff_no}")
 
 
+@users_cli.command("mfa-reset")
+@click.argument("staff_no")
+@click.option("--reason", required=True, help="why (audited), e.g. 'lost phone, ticket 123'")
+@with_appcontext
+def users_mfa_reset(staff_no: str, reason: str) -> None:
+    """Turn STAFF_NO's two-step sign-in off (a lost phone); their open sessions end."""
+    from sqlalchemy import select
+
+    from org import mfa
+    from org.models import Staff
+    from org.services import audit
+
+    with db.transaction() as session:
+        staff = session.scalar(select(Staff).where(Staff.staff_no == staff_no))
+        if staff is None:
+            raise click.BadParameter(f"no staff with number {staff_no!r}", param_hint="STAFF_NO")
+        mfa.reset(session, staff)
+        audit(session, None, "mfa_reset", "staff", staff.staff_no, reason=reason.strip() or None)
+    click.echo(f"two-step sign-in of {staff_no} reset; they set it up again at their next sign-in if required")
+
+
 @users_cli.command("token")
 @click.argument("staff_no")
 @click.option("--name", default="cli", show_default=True)

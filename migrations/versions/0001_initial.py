@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-30 13:18:39.410384
+Create Date: 2026-11-30 13:26:18.315139
 """
 
 from alembic import op
@@ -75,6 +75,8 @@ def upgrade() -> None:
     sa.Column('failed_logins', sa.Integer(), nullable=False),
     sa.Column('locked_until', sa.DateTime(), nullable=True),
     sa.Column('session_epoch', sa.Integer(), nullable=False, comment='bumped on logout to kill old sessions'),
+    sa.Column('totp_secret', sa.String(length=64), nullable=True, comment='second-factor seed (base32, authentication data); set by enrolment (org/mfa.py)'),
+    sa.Column('totp_last_step', sa.Integer(), nullable=True, comment='time step of the last accepted code (no replay)'),
     sa.Column('created_at', sa.DateTime(), nullable=False),
     sa.ForeignKeyConstraint(['branch_id'], ['branch.id'], name=op.f('fk_staff_branch_id_branch')),
     sa.ForeignKeyConstraint(['substitute_id'], ['staff.id'], name=op.f('fk_staff_substitute_id_staff')),
