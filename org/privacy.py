@@ -225,6 +225,106 @@ REGISTER: dict[str, dict[str, tuple[str, int]]] = {
 }
 
 
+REGISTER.update(
+    {
+        "assignment": {
+            "id": ID,
+            "campaign_id": ID,
+            "customer_id": ID,
+            "branch_id": ID,
+            "staff_id": ID,
+            "state": WORK,
+            "reason": WORK,
+            "shares": WORK,
+            "plan": PERSONAL,  # likely reactions of a named customer
+            "created_at": ID,
+            "version": ID,
+        },
+        "task": {
+            "id": ID,
+            "kind": WORK,
+            "title": WORK,
+            "campaign_id": ID,
+            "assignment_id": ID,
+            "customer_id": ID,
+            "branch_id": ID,
+            "staff_id": ID,
+            "delegate_id": ID,
+            "due_on": WORK,
+            "snoozed_until": WORK,
+            "priority": WORK,
+            "state": WORK,
+            "source": WORK,
+            "source_key": ID,
+            "failed_reason": PERSONAL,
+            "detail": WORK,
+            "created_at": ID,
+            "finished_at": ID,
+            "version": ID,
+        },
+        # notification texts name customers masked (张*明) but may quote a reason someone typed
+        "notification": {
+            "id": ID,
+            "staff_id": ID,
+            "kind": WORK,
+            "text": PERSONAL,
+            "link": WORK,
+            "key": ID,
+            "created_at": ID,
+            "read_at": ID,
+        },
+        "audit_log": {
+            "id": ID,
+            "at": WORK,
+            "actor_id": ID,
+            "action": WORK,
+            "object_type": WORK,
+            "object_id": WORK,
+            "fields": WORK,
+            "reason": PERSONAL,
+            "detail": PERSONAL,
+            "prev_hash": ID,
+            "hash": ID,
+        },
+        "bounty": {
+            "id": ID,
+            "campaign_id": ID,
+            "branch_id": ID,
+            "title": WORK,
+            "description": PERSONAL,
+            "customer_id": ID,
+            "amount": PERSONAL,
+            "deadline": WORK,
+            "exclusive_days": WORK,
+            "state": WORK,
+            "taken_by": ID,
+            "taken_until": WORK,
+            "winner_id": ID,
+            "posted_by": ID,
+            "paid_in": WORK,
+            "created_at": ID,
+            "version": ID,
+        },
+        "complaint": {
+            "id": ID,
+            "staff_id": ID,
+            "customer_id": ID,
+            "received_on": WORK,
+            "text": PERSONAL,
+            "state": WORK,
+            "satisfaction": WORK,
+            "verified_by": ID,
+            "verified_at": WORK,
+            "created_by": ID,
+            "created_at": ID,
+        },
+    }
+)
+#: Staff credentials (``staff.password_hash``, ``staff.totp_secret``) are the employees' own
+#: authentication data, not customers' financial information: they are hashed or only used to
+#: check codes, never shown, and are outside this register.
+
+
 def apply(metadata: Any) -> None:
     """Copy the register onto ``column.info`` of the tables in ``metadata``."""
     for table_name, columns in REGISTER.items():

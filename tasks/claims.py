@@ -327,7 +327,29 @@ def verify(
     _not_claimant(claim, actor_id)
     fire(session, claim, "verify", actor_id=actor_id, reason=note)
     _after_verified(session, claim, ledger_event)
+    if actor_id is not None:  # a person's verdict (the system's own is in the claim's history)
+        _audit(session, actor_id, "claim_verify", claim, note)
     return claim
+
+
+def _audit(session: Session, actor_id: int | None, action: str, claim: Claim, reason: str | None) -> None:
+    """The audit row of a claim's money step (RELIABILITY AUD-01): who, which claim, why."""
+    from org.services import audit
+
+    audit(
+        session,
+        actor_id,
+        action,
+        "claim",
+        claim.id,
+        reason=reason,
+        detail={
+            "staff_id": claim.staff_id,
+            "measure": claim.measure,
+            "quantity": str(claim.quantity),
+            "amount": str(claim.amount),
+        },
+    )
 
 
 def reject(session: Session, claim: Claim, actor_id: int, reason: str | None) -> Claim:
@@ -336,6 +358,7 @@ def reject(session: Session, claim: Claim, actor_id: int, reason: str | None) ->
     if not (reason or "").strip():
         raise InputError("reason", "a reason is required to reject a claim (the manager sees it)")
     fire(session, claim, "reject", actor_id=actor_id, reason=reason)
+    _audit(session, actor_id, "claim_reject", claim, reason)
     from tasks.notify import notify
 
     notify(
@@ -368,6 +391,7 @@ def reverse(
         reason=reason,
         payload={"window_days": policy.reversal_days},
     )
+    _audit(session, actor_id, "claim_reverse", claim, reason)
     ledger = _ledger()
     if ledger is not None and claim.ledger_event_id is not None and hasattr(ledger, "reverse"):
         from appraisal.models import LedgerEvent  # type: ignore[import-not-found]

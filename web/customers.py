@@ -468,6 +468,10 @@ def reveal(customer_id: int) -> Any:
     fields = [f for f in (form.fields.data or []) if f in REVEALABLE] or ["id_number", "phone"]
     limit = current_app.config["SETTINGS"].reveal_limit_per_day
     if _reveals_today(scope.staff_id) >= limit:
+        from org import watch
+
+        watch.reveal_cap_reached(db.session, scope.staff_id, limit)
+        db.session.commit()
         abort(429)
     audit(
         db.session,

@@ -24,6 +24,37 @@ def _error(status: int, title: str, message: str, extra: dict[str, Any] | None =
     return render_template("error.html", status=status, title=title, message=message), status
 
 
+def _audit_refusal(message: str) -> None:
+    """Write who was refused what (RELIABILITY AUD-01); never let the audit break the answer."""
+    from flask import g
+    from flask_login import current_user
+
+    staff = current_user.staff if current_user.is_authenticated else g.get("api_staff")
+    if staff is None:
+        return
+    from org.services import audit
+
+    try:
+        audit(
+            db.session,
+            staff.id,
+            "access_denied",
+            "endpoint",
+            request.endpoint,
+            reason=message[:300],
+            detail={"path": request.path, "method": request.method},
+        )
+        from org import watch
+
+        watch.after_refusal(db.session, staff.id)
+        db.session.commit()
+    except Exception:  # noqa: BLE001 - the refusal is answered either way
+        db.session.rollback()
+        import logging
+
+        logging.getLogger(__name__).exception("could not audit a refusal")
+
+
 def init_app(app: Flask) -> None:
     @app.errorhandler(WorkflowError)
     def _workflow(exc: WorkflowError) -> Any:
@@ -35,7 +66,9 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(Forbidden)
     def _forbidden(exc: Forbidden) -> Any:
-        return _error(403, _("Not allowed"), str(exc))
+        response = _error(403, _("Not allowed"), str(exc))
+        _audit_refusal(str(exc))
+        return response
 
     @app.errorhandler(HTTPException)
     def _http(exc: HTTPException) -> Any:
