@@ -24,14 +24,21 @@ BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
 
 class DatabaseTask(Task):
     """In a worker, a job's scoped session is released afterwards, whatever happens. (Run
-    eagerly inside a request, it leaves the request's session alone.)"""
+    eagerly inside a request, it leaves the request's session alone.) A message whose runs keep
+    killing the worker is parked after three deliveries (``workflow/poison.py``)."""
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if self.request.is_eager or not self.request.id:
+            return super().__call__(*args, **kwargs)
+        from workflow import poison
+
+        if not poison.begin(self.request.id, self.name, {"args": args, "kwargs": kwargs}):
+            return None  # parked: acknowledged, not run
         try:
             return super().__call__(*args, **kwargs)
         finally:
-            if not self.request.is_eager:
-                db.session.remove()
+            db.session.remove()
+            poison.finish(self.request.id)
 
 
 def celery_config(settings: Settings) -> dict[str, Any]:
@@ -44,7 +51,8 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "timezone": settings.timezone,
         "enable_utc": True,
         "task_acks_late": True,
-        "task_reject_on_worker_lost": True,
+        "task_reject_on_worker_lost": True,  # re-queued when the worker dies; capped (workflow/poison.py)
+        "worker_cancel_long_running_tasks_on_connection_loss": True,
         "worker_prefetch_multiplier": 1,
         "task_track_started": True,
         "task_time_limit": 3 * 3600,

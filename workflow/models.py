@@ -53,3 +53,19 @@ class JobProgress(Base):
         if self.state == "done":
             return 100
         return int(100 * self.done / self.total) if self.total else 0
+
+
+class JobAttempt(Base):
+    """Deliveries of one job message (its Celery task id) that did not finish: a worker killed or
+    lost while running it. After the third, the message is parked, not run again (RELIABILITY
+    JOB-04; ``workflow/poison.py``). A job that finishes — well or with an error — leaves no row."""
+
+    __tablename__ = "job_attempt"
+
+    task_id: Mapped[str] = mapped_column(String(64), primary_key=True, comment="Celery task id")
+    name: Mapped[str] = mapped_column(String(120), comment="job name, e.g. appraisal.run")
+    attempts: Mapped[int] = mapped_column(default=1)
+    state: Mapped[str] = mapped_column(String(10), default="running", comment="running or parked")
+    args: Mapped[dict[str, Any] | None] = mapped_column(JSON, comment="what it was called with (ids only)")
+    first_at: Mapped[dt.datetime] = mapped_column(default=now_local)
+    last_at: Mapped[dt.datetime] = mapped_column(default=now_local)

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-30 13:26:18.315139
+Create Date: 2026-11-30 13:35:53.270001
 """
 
 from alembic import op
@@ -57,6 +57,16 @@ def upgrade() -> None:
     with op.batch_alter_table('distribution_plan', schema=None) as batch_op:
         batch_op.create_index('ix_distribution_plan_batch', ['batch', 'staff_id'], unique=False)
 
+    op.create_table('job_attempt',
+    sa.Column('task_id', sa.String(length=64), nullable=False, comment='Celery task id'),
+    sa.Column('name', sa.String(length=120), nullable=False, comment='job name, e.g. appraisal.run'),
+    sa.Column('attempts', sa.Integer(), nullable=False),
+    sa.Column('state', sa.String(length=10), nullable=False, comment='running or parked'),
+    sa.Column('args', sa.JSON(), nullable=True, comment='what it was called with (ids only)'),
+    sa.Column('first_at', sa.DateTime(), nullable=False),
+    sa.Column('last_at', sa.DateTime(), nullable=False),
+    sa.PrimaryKeyConstraint('task_id', name=op.f('pk_job_attempt'))
+    )
     op.create_table('staff',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('staff_no', sa.String(length=20), nullable=False, comment='natural key, login name'),
@@ -890,6 +900,7 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_staff_branch_id'))
 
     op.drop_table('staff')
+    op.drop_table('job_attempt')
     with op.batch_alter_table('distribution_plan', schema=None) as batch_op:
         batch_op.drop_index('ix_distribution_plan_batch')
 
