@@ -14,8 +14,9 @@ from celery import shared_task
 from sqlalchemy.orm import Session
 
 from appraisal.runs import begin_run, prepare_run, run_delay, write_run
-from config.database import db, run_after_commit
+from config.database import db
 from workflow.models import JobProgress
+from workflow.outbox import send_after_commit
 from workflow.progress import track
 
 
@@ -50,5 +51,5 @@ def start_run(
     session.add(progress)
     session.flush()
     args = (run.month, scope or None, progress.id, actor_id)
-    run_after_commit(session, lambda: run_month.delay(*args))
+    send_after_commit(session, run_month, *args)
     return run, progress

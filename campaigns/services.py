@@ -13,11 +13,11 @@ from sqlalchemy.orm import Session
 from campaigns.machine import campaign_workflow  # noqa: F401 - declares the machine before any fire()
 from campaigns.models import Campaign, CampaignState
 from config import clock
-from config.database import run_after_commit
 from org.scope import Forbidden, NotFound, Scope
 from tasks.models import Task
 from workflow.engine import bulk_fire, fire
 from workflow.models import JobProgress, TransitionRecord
+from workflow.outbox import send_after_commit
 
 C = CampaignState
 
@@ -73,7 +73,7 @@ def launch(session: Session, campaign: Campaign, actor_id: int | None) -> JobPro
     session.flush()
     from campaigns import jobs
 
-    run_after_commit(session, lambda: jobs.generate_assignments.delay(campaign.id, progress.id))
+    send_after_commit(session, jobs.generate_assignments, campaign.id, progress.id)
     return progress
 
 

@@ -24,21 +24,25 @@ BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
 
 class DatabaseTask(Task):
     """In a worker, a job's scoped session is released afterwards, whatever happens. (Run
-    eagerly inside a request, it leaves the request's session alone.) A message whose runs keep
-    killing the worker is parked after three deliveries (``workflow/poison.py``)."""
+    eagerly inside a request, it leaves the request's session alone.) With a ``job_guard`` on the
+    app (the web app sets ``workflow.poison``), a message whose runs keep killing the worker is
+    parked after three deliveries."""
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        if self.request.is_eager or not self.request.id:
-            return super().__call__(*args, **kwargs)
-        from workflow import poison
-
-        if not poison.begin(self.request.id, self.name, {"args": args, "kwargs": kwargs}):
+        guard = getattr(self.app, "job_guard", None)  # set by the web app: workflow.poison
+        if self.request.is_eager or not self.request.id or guard is None:
+            try:
+                return super().__call__(*args, **kwargs)
+            finally:
+                if not self.request.is_eager:
+                    db.session.remove()
+        if not guard.begin(self.request.id, self.name, {"args": args, "kwargs": kwargs}):
             return None  # parked: acknowledged, not run
         try:
             return super().__call__(*args, **kwargs)
         finally:
             db.session.remove()
-            poison.finish(self.request.id)
+            guard.finish(self.request.id)
 
 
 def celery_config(settings: Settings) -> dict[str, Any]:
@@ -74,6 +78,7 @@ def _optional_job_modules() -> list[str]:
     import importlib.util
 
     names = [
+        "workflow.outbox",
         "org.jobs",
         "customers.jobs",
         "customers.import_jobs",

@@ -156,5 +156,8 @@ def import_models() -> None:
         for info in pkgutil.iter_modules(pkg.__path__):
             if info.name == "models" or info.name.endswith("_models") or info.name == "machine" or info.name.endswith("_machine"):
                 importlib.import_module(f"{pkg_name}.{info.name}")
-    # the personal-information class of every column of the customer and pay tables (PII-01)
-    importlib.import_module("org.privacy").apply(Base.metadata)
+    # then each package's own step over the whole schema (org: the personal-information classes)
+    for pkg_name in DOMAIN_PACKAGES:
+        hook = getattr(importlib.import_module(pkg_name), "on_models_imported", None)
+        if hook is not None:
+            hook(Base.metadata)

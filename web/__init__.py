@@ -84,6 +84,9 @@ def create_app(overrides: dict[str, Any] | None = None, settings: Settings | Non
     login_manager.init_app(app)
     babel.init_app(app, locale_selector=select_locale, timezone_selector=lambda: settings.timezone)
     app.extensions["celery"] = make_celery(settings)
+    from workflow import poison
+
+    app.extensions["celery"].job_guard = poison  # cap redeliveries of jobs that kill their worker
 
     from web import auth, errors, filters, health, nav, views
     from web.api import register_api

@@ -51,7 +51,7 @@ from wtforms.validators import (
 )
 
 import customers.import_jobs as import_jobs  # registers the task until config/celery.py imports it
-from config.database import db, run_after_commit
+from config.database import db
 from customers.fileformats import HEADERS, REQUIRED_COLUMNS
 from customers.identity import normalise_mobile, validate_mobile
 from customers.imports import KINDS
@@ -61,6 +61,7 @@ from org.services import audit, hash_password
 from web import nav
 from web.auth import current_scope, current_staff_id, roles_required
 from workflow.models import JobProgress
+from workflow.outbox import send_after_commit
 
 bp = Blueprint("org", __name__, url_prefix="/admin")
 
@@ -618,7 +619,7 @@ def imports() -> Any:
                 },
             )
             args = (progress.id, kind, str(stored), bool(form.strict.data))
-            run_after_commit(db.session, lambda: import_jobs.import_uploaded_file.delay(*args))
+            send_after_commit(db.session, import_jobs.import_uploaded_file, *args)
             db.session.commit()
             return redirect(url_for(".import_detail", progress_id=progress.id)), 303
     recent = list(db.session.scalars(_import_jobs().order_by(JobProgress.id.desc()).limit(20)))

@@ -69,3 +69,18 @@ class JobAttempt(Base):
     args: Mapped[dict[str, Any] | None] = mapped_column(JSON, comment="what it was called with (ids only)")
     first_at: Mapped[dt.datetime] = mapped_column(default=now_local)
     last_at: Mapped[dt.datetime] = mapped_column(default=now_local)
+
+
+class OutboxMessage(Base):
+    """A job to send, written in the same transaction as the change that asks for it (RELIABILITY
+    JOB-05; ``workflow/outbox.py``): sent right after the commit, and again by the minute sweep if
+    the process died in between."""
+
+    __tablename__ = "outbox_message"
+    __table_args__ = (Index("ix_outbox_message_unsent", "sent_at", "created_at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    job: Mapped[str] = mapped_column(String(120), comment="Celery name of the job")
+    args: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    created_at: Mapped[dt.datetime] = mapped_column(default=now_local)
+    sent_at: Mapped[dt.datetime | None] = mapped_column()

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-30 13:35:53.270001
+Create Date: 2026-11-30 13:43:11.553106
 """
 
 from alembic import op
@@ -67,6 +67,17 @@ def upgrade() -> None:
     sa.Column('last_at', sa.DateTime(), nullable=False),
     sa.PrimaryKeyConstraint('task_id', name=op.f('pk_job_attempt'))
     )
+    op.create_table('outbox_message',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('job', sa.String(length=120), nullable=False, comment='Celery name of the job'),
+    sa.Column('args', sa.JSON(), nullable=False),
+    sa.Column('created_at', sa.DateTime(), nullable=False),
+    sa.Column('sent_at', sa.DateTime(), nullable=True),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_outbox_message'))
+    )
+    with op.batch_alter_table('outbox_message', schema=None) as batch_op:
+        batch_op.create_index('ix_outbox_message_unsent', ['sent_at', 'created_at'], unique=False)
+
     op.create_table('staff',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('staff_no', sa.String(length=20), nullable=False, comment='natural key, login name'),
@@ -900,6 +911,10 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_staff_branch_id'))
 
     op.drop_table('staff')
+    with op.batch_alter_table('outbox_message', schema=None) as batch_op:
+        batch_op.drop_index('ix_outbox_message_unsent')
+
+    op.drop_table('outbox_message')
     op.drop_table('job_attempt')
     with op.batch_alter_table('distribution_plan', schema=None) as batch_op:
         batch_op.drop_index('ix_distribution_plan_batch')
