@@ -165,6 +165,11 @@ def submit(
         raise InputError("customer", f"no customer {customer_id}")
     if not (evidence_text or "").strip() and not evidence_file:
         raise InputError("evidence", "give evidence: a note (receipt number, account number) or a photo")
+    from org.sensitive import problem
+
+    refused = problem("evidence", evidence_text, cards=False)  # an account number is evidence
+    if refused:
+        raise InputError("evidence", refused)
     today = clock.today()
     claim = Claim(
         staff_id=staff_id,

@@ -18,6 +18,7 @@ from campaigns.machine import assignment_workflow
 from campaigns.models import Assignment, Campaign
 from config import clock
 from customers.models import Customer, CustomerTag, Lifecycle
+from org import sensitive
 from org.models import Role, Staff, StaffRole, StaffStatus
 from org.scope import NotFound
 from tasks.machine import CONTACT_KINDS
@@ -118,6 +119,14 @@ class FollowUpInput:
         for name, data in (("prospect", self.prospect), ("referral", self.referral)):
             if data is not None and not str(data.get("name") or "").strip():
                 raise InputError(f"{name}.name", "a name is required to register a new customer")
+        for name, text in (
+            ("content", self.content),
+            ("next_step", self.next_step),
+            ("failure_reason", self.failure_reason),
+        ):
+            refused = sensitive.problem(name, text)
+            if refused:
+                raise InputError(name, refused)
 
 
 def complete(
@@ -242,6 +251,9 @@ def fail(session: Session, task: Task, actor_id: int, reason: str | None) -> Tas
     """in_progress → failed with a reason (an open task is started first); the reason is reported."""
     if not (reason or "").strip():
         raise InputError("reason", "a reason is required when a task fails")
+    refused = sensitive.problem("reason", reason)
+    if refused:
+        raise InputError("reason", refused)
     if task.state == TaskState.open:
         fire(session, task, "start", actor_id=actor_id)
     fire(session, task, "fail", actor_id=actor_id, reason=reason)
@@ -388,6 +400,9 @@ def book_appointment(
         raise InputError("at", f"{at:%Y-%m-%d %H:%M} is in the past")
     if not (purpose or "").strip():
         raise InputError("purpose", "say what the visit is for")
+    refused = sensitive.problem("purpose", purpose)
+    if refused:
+        raise InputError("purpose", refused)
     if customer.do_not_contact:
         raise InputError("customer", "the customer asked not to be contacted (do-not-contact)")
     director = branch_director(session, customer.branch_id) if customer.is_key else None

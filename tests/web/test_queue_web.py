@@ -259,7 +259,13 @@ def test_a_double_tap_on_claim_makes_one_claim(client, session, union):
     token = re.search(r'name="once" type="hidden" value="([0-9a-f]+)"', page).group(1)
     other = client.get(f"/queue/claim?task_id={t.id}").get_data(as_text=True)
     assert token not in other  # a new token per rendering
-    data = {"task_id": t.id, "once": token, "measure": "accounts_opened", "quantity": "1", "evidence_text": "r"}
+    data = {
+        "task_id": t.id,
+        "once": token,
+        "measure": "accounts_opened",
+        "quantity": "1",
+        "evidence_text": "r",
+    }
     r = client.post("/queue/claim", data={**data, "amount": "-1"})
     assert r.status_code == 422  # refused: the token is free again
     first = client.post("/queue/claim", data={**data, "amount": "0"})
@@ -269,3 +275,35 @@ def test_a_double_tap_on_claim_makes_one_claim(client, session, union):
     assert session.scalar(select(func.count()).select_from(Claim)) == 1
     page = client.get(second.headers["Location"]).get_data(as_text=True)
     assert "already submitted" in page
+
+
+def test_card_numbers_and_passwords_are_refused_in_notes(client, session, union):
+    """PII-02: a follow-up, a failure reason or a claim's evidence that carries a password, a
+    verification code or a card number is refused with the field named; nothing is stored."""
+    _, _, _, t = _setup(session, union)
+    login(client, union.m1)
+    r = client.post(
+        f"/queue/task/{t.id}/complete",
+        data={"channel": "phone", "content": "客户告诉我密码是 661234，让我帮他查", "reaction": "neutral"},
+    )
+    page = r.get_data(as_text=True)
+    assert r.status_code == 422
+    assert "content: this text seems to contain a password, PIN or verification code" in page
+    r = client.post(
+        f"/queue/task/{t.id}/fail", data={"reason": "卡 4111 1111 1111 1111 被冻结"}, follow_redirects=True
+    )
+    assert b"bank card number" in r.data
+    session.expire_all()
+    assert session.get(Task, t.id).state == "open"
+    assert session.scalar(select(func.count()).select_from(FollowUp)) == 0
+    r = client.post(
+        "/queue/claim",
+        data={
+            "task_id": t.id,
+            "measure": "accounts_opened",
+            "quantity": "1",
+            "amount": "0",
+            "evidence_text": "短信验证码 882311",
+        },
+    )
+    assert r.status_code == 422 and session.scalar(select(func.count()).select_from(Claim)) == 0
