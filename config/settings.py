@@ -76,6 +76,7 @@ class Settings:
     log_json: bool = False
     secure_cookies: bool = False
     mfa_required: bool = False
+    proxy_hops: int = 0
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -137,6 +138,7 @@ class Settings:
             log_json=_bool(env, "CAMPAIGNFLOW_LOG_JSON", False),
             secure_cookies=_bool(env, "CAMPAIGNFLOW_SECURE_COOKIES", False),
             mfa_required=_bool(env, "CAMPAIGNFLOW_MFA_REQUIRED", False),
+            proxy_hops=_int(env, "CAMPAIGNFLOW_PROXY_HOPS", 0, minimum=0),
         )
 
 

@@ -62,6 +62,11 @@ def create_app(overrides: dict[str, Any] | None = None, settings: Settings | Non
 
     db.configure(settings.database_url)
     app.teardown_appcontext(lambda exc: db.session.remove())
+    if settings.proxy_hops:  # behind N trusted proxies: their X-Forwarded-For/-Proto give the client
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        hops = settings.proxy_hops
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)  # type: ignore[method-assign]
 
     @app.after_request
     def _swagger_csp(response: Any) -> Any:
