@@ -77,6 +77,7 @@ class Settings:
     secure_cookies: bool = False
     mfa_required: bool = False
     proxy_hops: int = 0
+    retention_days: int = 1095
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -139,6 +140,7 @@ class Settings:
             secure_cookies=_bool(env, "CAMPAIGNFLOW_SECURE_COOKIES", False),
             mfa_required=_bool(env, "CAMPAIGNFLOW_MFA_REQUIRED", False),
             proxy_hops=_int(env, "CAMPAIGNFLOW_PROXY_HOPS", 0, minimum=0),
+            retention_days=_int(env, "CAMPAIGNFLOW_RETENTION_DAYS", 1095, minimum=180),
         )
 
 

@@ -187,7 +187,22 @@ def auto_verify_claims() -> dict[str, int]:
     return result
 
 
+@shared_task(name="tasks.purge_expired_notes", ignore_result=True)
+def purge_expired_notes() -> dict[str, int]:
+    """Replace personal notes older than the retention period (tasks/retention.py)."""
+    from config.settings import Settings
+    from tasks import retention
+
+    days = Settings.from_env().retention_days
+    with db.transaction() as session:
+        return retention.purge(session, retention.cutoff(clock.today(), days))
+
+
 SCHEDULE = {
+    "tasks-purge-expired-notes": {
+        "task": "tasks.purge_expired_notes",
+        "schedule": crontab(minute=0, hour=3, day_of_month=1),
+    },
     "tasks-morning": {"task": "tasks.morning", "schedule": crontab(minute=0, hour=7)},
     "tasks-appointment-reminders": {
         "task": "tasks.appointment_reminders",

@@ -60,6 +60,28 @@ def auto_verify() -> None:
     click.echo(json.dumps(result))
 
 
+@tasks_cli.command("purge-notes")
+@click.option("--dry-run", is_flag=True, help="count what would be removed, change nothing")
+@with_appcontext
+def purge_notes(dry_run: bool) -> None:
+    """Replace personal notes older than CAMPAIGNFLOW_RETENTION_DAYS (follow-ups, appointments,
+    failure reasons, plans of ended campaigns); the records and the audit log stay."""
+    from flask import current_app
+
+    from config import clock
+    from tasks import retention
+
+    days = current_app.config["SETTINGS"].retention_days
+    before = retention.cutoff(clock.today(), days)
+    with db.transaction() as session:
+        counts = retention.purge(session, before, dry_run=dry_run)
+    verb = "would remove" if dry_run else "removed"
+    click.echo(
+        f"notes written before {before:%Y-%m-%d} ({days} days): {verb} "
+        + ", ".join(f"{n} {kind.replace('_', ' ')}" for kind, n in counts.items())
+    )
+
+
 @tasks_cli.command("queue")
 @click.argument("staff_no")
 @with_appcontext
