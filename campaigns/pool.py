@@ -8,6 +8,8 @@ in the same transaction.
 
 from __future__ import annotations
 
+import time
+
 from sqlalchemy import Select, and_, select, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
@@ -118,6 +120,33 @@ def claim(session: Session, scope: Scope, assignment_id: int) -> Assignment:
     assert assignment is not None
     session.refresh(assignment)
     return assignment
+
+
+def claim_next(session: Session, scope: Scope, campaign_id: int | None = None) -> Assignment | None:
+    """Take the next pool assignment (highest campaign priority, oldest first) for the caller, or
+    None when the pool is empty (RELIABILITY CONC-04).
+
+    On PostgreSQL the row is picked with ``FOR UPDATE SKIP LOCKED`` in the same transaction as the
+    claim, so managers pulling at the same moment each get a different customer and nobody waits
+    or loses. SQLite has one writer: a pull that meets another starts again with the next row.
+    Commits nothing; the caller commits.
+    """
+    stmt = (
+        pool_query(scope, campaign_id)
+        .with_only_columns(Assignment.id)
+        .limit(1)
+        .with_for_update(skip_locked=True, of=Assignment)
+    )
+    for attempt in range(10):
+        assignment_id = session.scalar(stmt)
+        if assignment_id is None:
+            return None
+        try:
+            return claim(session, scope, assignment_id)
+        except AlreadyClaimed:
+            session.rollback()  # someone else's pull was first (SQLite): take the next one,
+            time.sleep(0.02 * (attempt + 1))  # once their commit is visible
+    raise AlreadyClaimed(assignment_id)  # ten pulls in a row lost: the caller may try again
 
 
 def _give_first_task(session: Session, campaign: Campaign, assignment_id: int, staff_id: int) -> None:

@@ -116,6 +116,21 @@ def claim(assignment_id: int) -> Any:
     return redirect(url_for(".pool_page")), 303
 
 
+@bp.post("/pool/next")
+@roles_required("manager")
+def claim_next() -> Any:
+    if not ClaimForm().validate_on_submit():
+        flash(_("The form expired: reload and try again."), "danger")
+        return redirect(url_for(".pool_page")), 303
+    taken = pool.claim_next(db.session, current_scope())
+    if taken is None:
+        flash(_("The pool is empty."), "info")
+        return redirect(url_for(".pool_page")), 303
+    db.session.commit()
+    flash(_("The customer is yours now; the first task is in your queue."), "success")
+    return redirect(url_for(".pool_page")), 303
+
+
 # -- handover on a campaign -----------------------------------------------------------------------------
 
 

@@ -123,6 +123,21 @@ def claim_from_pool(path: AssignmentPath) -> Any:
     return _assignment(a)
 
 
+@api.post(
+    "/pool/next",
+    tags=[TAGS["campaigns"]],
+    responses={200: PoolItemOut, 403: ErrorOut, 404: ErrorOut},
+)
+def claim_next_from_pool(query: PoolQuery) -> Any:
+    """Take the next customer of the pool (highest campaign priority, oldest first); managers
+    pulling at once each get a different one. 404 when the pool is empty."""
+    a = pool.claim_next(db.session, api_scope(), query.campaign_id)
+    if a is None:
+        return {"error": "Not found", "message": "The pool is empty"}, 404
+    db.session.commit()
+    return _assignment(a)
+
+
 @api.get("/bounties", tags=[TAGS["campaigns"]], responses={200: BountyList})
 def list_bounties(query: BountyQuery) -> Any:
     """Bounties the caller may see (optionally of one state), by deadline."""
