@@ -2,7 +2,8 @@
 
 incentive run: computing → computed (finish) → approved (approve) → locked (lock);
 computed → computing (recompute) until approved. Approval needs a director who did not run it;
-lock needs the close checklist (§11.7) — the service passes its refusals in the payload.
+lock (the release to payroll) needs the close checklist (§11.7) — the service passes its refusals
+in the payload — and someone other than the approver: two people sign off every payout.
 dispute: open → accepted (an adjustment line in the next run) | rejected (reason required).
 """
 
@@ -26,6 +27,16 @@ def _four_eyes(ctx: FireContext) -> str | None:
     run: IncentiveRun = ctx.obj
     if ctx.actor_id is not None and ctx.actor_id in (run.computed_by, run.created_by):
         return "the director who approves must not be the one who ran it (four eyes)"
+    return None
+
+
+def _second_person_locks(ctx: FireContext) -> str | None:
+    run: IncentiveRun = ctx.obj
+    if ctx.actor_id is not None and ctx.actor_id == run.approved_by:
+        return (
+            "the run is released by a second person: the director who approved it cannot also lock it "
+            "(four eyes, RELIABILITY LED-09)"
+        )
     return None
 
 
@@ -62,7 +73,7 @@ run_workflow = Workflow(
             "lock",
             R.approved,
             R.locked,
-            guards=[Guard("checklist", _checklist)],
+            guards=[Guard("checklist", _checklist), Guard("second_person", _second_person_locks)],
             after=[_stamp("locked_by", "locked_at")],
         ),
     ],

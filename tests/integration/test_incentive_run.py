@@ -298,6 +298,9 @@ def test_approve_lock_and_nothing_changes_after(session, example, month) -> None
     with pytest.raises(GuardRefused, match="imports"):
         runs.lock_run(session, run, u.checker.id, imports_done=False)
     session.rollback()
+    with pytest.raises(GuardRefused, match="second person"):  # the approver cannot also release it
+        runs.lock_run(session, run, u.director_b1.id, imports_done=True)
+    session.rollback()
     runs.lock_run(session, run, u.checker.id, imports_done=True)
     session.commit()
     assert run.state == "locked"
