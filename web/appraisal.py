@@ -232,12 +232,29 @@ def run_recompute(run_id: int) -> Any:
     return redirect(url_for(".run_detail", run_id=run.id, progress=progress.id)), 303
 
 
+def _step_up_refused() -> bool:
+    """Step-up before money is released (RELIABILITY AUTH-05, LED-09): whoever has two-step sign-in
+    confirms an approval or a lock with a fresh code. Flashes and returns True when refused."""
+    from org import mfa
+
+    staff = db.session.get(Staff, current_staff_id())
+    if staff is None or not staff.totp_secret:
+        return False
+    if mfa.verify(db.session, staff, request.form.get("code", "")):
+        return False
+    db.session.rollback()
+    flash(_("Confirm with a current code from your authenticator app (it was missing, wrong or already used)."), "danger")
+    return True
+
+
 @bp.post("/runs/<int:run_id>/approve")
 @roles_required("director")
 def run_approve(run_id: int) -> Any:
     run = _get_run(run_id)
     if not EmptyForm().validate_on_submit():
         abort(400)
+    if _step_up_refused():
+        return redirect(url_for(".run_detail", run_id=run.id)), 303
     staff = db.session.get(Staff, current_staff_id())
     try:
         runs.approve_run(db.session, run, staff)  # guard refusals (four eyes) → 409 page with the reason
@@ -257,6 +274,8 @@ def run_lock(run_id: int) -> Any:
     form = LockForm()
     if not form.validate_on_submit():
         abort(400)
+    if _step_up_refused():
+        return redirect(url_for(".run_detail", run_id=run.id)), 303
     try:
         runs.lock_run(db.session, run, current_staff_id(), bool(form.imports_done.data))
     except (runs.RunError, GuardRefused) as exc:

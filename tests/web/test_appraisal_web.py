@@ -259,3 +259,37 @@ def test_computing_run_shows_progress_and_no_lines(client, session, union, month
     assert "still computing" in r.get_data(as_text=True)
     session.refresh(run)
     assert run.state == "computing"
+
+
+def test_approving_and_locking_ask_enrolled_people_for_a_fresh_code(client, session, example, month) -> None:  # noqa: ANN001, F811
+    """Step-up (AUTH-05, LED-09): with two-step sign-in on, releasing money needs a current code."""
+    import time
+
+    import pyotp
+
+    from org import mfa
+
+    u = example[0]
+    run = _run(client, session, u, month)
+    u.director.totp_secret = pyotp.random_base32()
+    u.checker.totp_secret = pyotp.random_base32()
+    session.commit()
+    login(client, u.director)
+    page = client.get(f"/appraisal/runs/{run.id}").get_data(as_text=True)
+    assert 'data-testid="step-up-code"' in page
+    r = client.post(f"/appraisal/runs/{run.id}/approve", data={"code": "000000"}, follow_redirects=True)
+    assert "Confirm with a current code" in r.get_data(as_text=True)
+    session.refresh(run)
+    assert run.state == "computed"
+    code = pyotp.TOTP(u.director.totp_secret).now()
+    assert client.post(f"/appraisal/runs/{run.id}/approve", data={"code": code}).status_code == 303
+    session.refresh(run)
+    assert run.state == "approved"
+    login(client, u.checker)
+    client.post(f"/appraisal/runs/{run.id}/lock", data={"imports_done": "y"})  # no code
+    session.refresh(run)
+    assert run.state == "approved"
+    code = pyotp.TOTP(u.checker.totp_secret).at(time.time() + mfa.STEP)
+    client.post(f"/appraisal/runs/{run.id}/lock", data={"imports_done": "y", "code": code})
+    session.refresh(run)
+    assert run.state == "locked"
