@@ -20,6 +20,14 @@ from web.extensions import csrf
 
 SECURITY = [{"bearer": []}]
 api = APIBlueprint("api", __name__, url_prefix="/api/v1", abp_security=SECURITY)
+
+
+@api.before_request
+def _token_first() -> None:
+    """Default deny (RELIABILITY AUTH-02): no valid bearer token, 401 — before a body is read."""
+    api_staff()
+
+
 idempotency.init_api(api)  # Idempotency-Key on money requests (RELIABILITY CONC-06)
 
 
