@@ -7,8 +7,8 @@ guards that refuse with a reason a person can read, and the after-effects. It bu
 set-based SQL for bulk transitions.
 
 Every change goes through :func:`fire` (one row) or :func:`bulk_fire` (a query). Both write a
-:class:`~workflow.models.TransitionRecord` per moved row in the caller's transaction; they flush
-but never commit. Rows carry a version column (:class:`Versioned`), so of two concurrent
+:class:`~workflow.models.TransitionRecord` per moved row in the caller's transaction; they write
+(a flush, or for one loaded row plain Core statements) but never commit. Rows carry a version column (:class:`Versioned`), so of two concurrent
 transitions of one row exactly one succeeds and the other raises :class:`ConflictError`.
 """
 
