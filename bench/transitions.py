@@ -13,7 +13,8 @@ of ``--runs`` runs:
     ``COMMIT``. → ``per_row_ratio``
 (b) a bulk transition of ``--rows`` rows: ``Workflow.bulk_fire`` vs a hand-written
     ``INSERT … SELECT`` of the history plus ``UPDATE … WHERE state IN (…)``. → ``bulk_ratio``
-(c) µs/row of the engine's bulk path at ``--rows`` vs ``--rows``/10. → ``linearity``
+(c) µs/row of the engine's bulk path at ``--rows`` vs ``--rows``/10. → ``linearity`` (for reference,
+    the same ratio of the hand-written SQL of (b): ``raw_linearity`` in the per-database results)
 (d) bytes of engine state per loaded row (tracemalloc): load N ORM rows and fire on each vs load
     N rows and set the state by hand. → ``bytes_per_row``
 
@@ -93,6 +94,7 @@ INTERACTIVE_ENGINE, INTERACTIVE_RAW, BULK_ENGINE, BULK_RAW, BULK_SMALL, MEMORY, 
     6,
     7,
 )
+BULK_RAW_SMALL = 8  # reference for (c): the hand-written SQL's own µs/row at rows/10
 
 
 class NullSession:
@@ -362,9 +364,10 @@ def run_database(
     fill(engine, BULK_ENGINE, rows)
     fill(engine, BULK_RAW, rows)
     fill(engine, BULK_SMALL, small)
+    fill(engine, BULK_RAW_SMALL, small)
     fill(engine, MEMORY, mem_rows, extra_done=0)
     print(
-        f"[{label}] filled {2 * interactive + 2.2 * rows + 1.1 * small + mem_rows:,.0f} rows in {time.perf_counter() - t0:.1f} s"
+        f"[{label}] filled {3 * interactive + 2.2 * rows + 2.2 * small + mem_rows:,.0f} rows in {time.perf_counter() - t0:.1f} s"
     )
 
     # (a) interactive: engine and baseline interleaved, alternating who goes first
@@ -406,9 +409,10 @@ def run_database(
     e_bulk: list[float] = []
     r_bulk: list[float] = []
     e_small: list[float] = []
+    r_small: list[float] = []
     for run in range(runs):
         trigger = "verify" if run % 2 == 0 else "reopen"
-        order = [0, 1, 2] if run % 2 == 0 else [1, 0, 2]
+        order = [0, 1, 2, 3] if run % 2 == 0 else [1, 0, 3, 2]
         for step in order:
             if step == 0:
                 secs, moved = engine_bulk(factory, BULK_ENGINE, trigger)
@@ -418,27 +422,33 @@ def run_database(
                 secs, moved = raw_bulk(engine, BULK_RAW, trigger)
                 assert moved == rows, (moved, rows)
                 r_bulk.append(secs)
-            else:
+            elif step == 2:
                 secs, moved = engine_bulk(factory, BULK_SMALL, trigger)
                 assert moved == small, (moved, small)
                 e_small.append(secs)
+            else:  # reference only: the baseline SQL at the small size
+                secs, moved = raw_bulk(engine, BULK_RAW_SMALL, trigger)
+                assert moved == small, (moved, small)
+                r_small.append(secs)
     bulk_ratio = median(e_bulk) / median(r_bulk)
     us_big = median(e_bulk) * 1e6 / rows
     us_small = median(e_small) * 1e6 / small
     linearity = us_big / us_small
+    raw_linearity = (median(r_bulk) / rows) / (median(r_small) / small)
     print(
         f"[{label}] (b) bulk of {rows:,} rows × {runs} runs: engine {median(e_bulk):.3f} s, "
         f"hand-written SQL {median(r_bulk):.3f} s → ×{bulk_ratio:.2f}"
     )
     print(
         f"[{label}] (c) engine bulk µs/row: {us_big:.2f} at {rows:,} vs {us_small:.2f} at {small:,} "
-        f"→ linearity {linearity:.2f}"
+        f"→ linearity {linearity:.2f} (hand-written SQL: {median(r_bulk) * 1e6 / rows:.2f} vs "
+        f"{median(r_small) * 1e6 / small:.2f} → {raw_linearity:.2f})"
     )
 
     # every moved row has exactly one history row
     with engine.connect() as conn:
         hist = conn.scalar(text("SELECT count(*) FROM transition_record WHERE entity = :e"), {"e": ENTITY})
-    expected = (2 * 20 + runs * len(eng_ids)) * 3 + runs * (2 * rows + small)
+    expected = (2 * 20 + runs * len(eng_ids)) * 3 + runs * (2 * rows + 2 * small)
     assert hist == expected, (hist, expected)
 
     # (d) memory per loaded row
@@ -463,6 +473,16 @@ def run_database(
         },
         "bulk_s": {"engine": round(median(e_bulk), 4), "raw": round(median(r_bulk), 4)},
         "bulk_us_per_row": {str(rows): round(us_big, 3), str(small): round(us_small, 3)},
+        "raw_linearity": round(raw_linearity, 3),
+        "raw_bulk_us_per_row": {
+            str(rows): round(median(r_bulk) * 1e6 / rows, 3),
+            str(small): round(median(r_small) * 1e6 / small, 3),
+        },
+        "runs_interactive_ms": {"engine": [round(x, 3) for x in e_ms], "raw": [round(x, 3) for x in r_ms]},
+        "runs_bulk_s": {
+            "engine": [round(x, 3) for x in e_bulk],
+            "engine_small": [round(x, 4) for x in e_small],
+        },
     }
 
 

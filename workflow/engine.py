@@ -7,8 +7,8 @@ guards that refuse with a reason a person can read, and the after-effects. It bu
 set-based SQL for bulk transitions.
 
 Every change goes through :func:`fire` (one row) or :func:`bulk_fire` (a query). Both write a
-:class:`~workflow.models.TransitionRecord` per moved row in the caller's transaction; they flush
-but never commit. Rows carry a version column (:class:`Versioned`), so of two concurrent
+:class:`~workflow.models.TransitionRecord` per moved row in the caller's transaction; they write
+(a flush, or for one loaded row plain Core statements) but never commit. Rows carry a version column (:class:`Versioned`), so of two concurrent
 transitions of one row exactly one succeeds and the other raises :class:`ConflictError`.
 """
 
@@ -20,11 +20,13 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from sqlalchemy import Integer, Table, insert, literal, select, update
-from sqlalchemy.exc import OperationalError
-from sqlalchemy.orm import Mapped, Session, declared_attr, mapped_column
+from sqlalchemy import Integer, Table, bindparam, insert, literal, select, update
+from sqlalchemy import inspect as sa_inspect
+from sqlalchemy.exc import NoInspectionAvailable, OperationalError
+from sqlalchemy.orm import Mapped, Mapper, Session, declared_attr, make_transient_to_detached, mapped_column
 from sqlalchemy.orm.exc import StaleDataError
-from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.dml import Update
+from sqlalchemy.sql.elements import ClauseElement, ColumnElement
 from transitions import Machine
 
 from config.database import now_local
@@ -101,6 +103,9 @@ class Workflow:
     """A state machine declared once for one model class."""
 
     registry: ClassVar[dict[type, Workflow]] = {}
+    #: :meth:`fire` writes a loaded row with Core statements when it may (see ``_write_direct``);
+    #: False forces the general path (one ORM flush) — tests compare the two.
+    fast_path: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -118,6 +123,7 @@ class Workflow:
         self.initial = str(initial)
         self.transitions = list(transitions)
         self.state_attr = state_attr
+        self._writer: _RowWriter | None | object = _UNBUILT
         self.table: dict[tuple[str, str], Transition] = {}
         for t in self.transitions:
             for src in t.source:
@@ -211,6 +217,8 @@ class Workflow:
             reason=reason,
             payload=ctx.payload or None,
         )
+        if self.fast_path and isinstance(session, Session) and self._write_direct(session, obj, record):
+            return record
         try:
             if obj_id is None:  # a row not yet inserted: its id comes from the flush
                 session.flush()
@@ -227,6 +235,91 @@ class Workflow:
                 raise ConflictError(self.name, obj_id) from exc
             raise
         return record
+
+    def _write_direct(self, session: Session, obj: Any, record: TransitionRecord) -> bool:
+        """Write a loaded row's transition with Core statements instead of a flush.
+
+        The SQL the unit of work would emit — ``UPDATE … SET <changed columns>, version = :next
+        WHERE id = :id AND version = :seen`` and the history ``INSERT`` — without its bookkeeping,
+        which was most of an interactive transition's cost (docs/benchmarks.md). On PostgreSQL
+        both go in one statement, ``WITH moved AS (UPDATE … RETURNING id) INSERT … SELECT … FROM
+        moved RETURNING id``: no row updated (someone else moved it first), no history row, and
+        :class:`ConflictError` as from the flush.
+
+        Taken only when the flush would write exactly that: ``obj`` is persistent in ``session``,
+        only plain columns of its own table changed (the state and what after-effects set),
+        nothing else in the session is pending and no flush or persistence event listens. Then
+        the row is marked saved, so the commit has nothing left to flush, and ``record`` becomes
+        a persistent object of the session. Returns False, having written nothing, when the
+        general path (one flush) must do it.
+        """
+        writer = self._row_writer()
+        if writer is None:
+            return False
+        state = sa_inspect(obj)
+        if state.key is None or state.session_id != session.hash_key or state.mapper is not writer.mapper:
+            return False
+        if session.new or session.deleted:
+            return False
+        dirty = session.dirty
+        if dirty and (len(dirty) > 1 or obj not in dirty):
+            return False
+        if writer.has_listeners(session):
+            return False
+        dict_ = state.dict
+        changed = frozenset(state.committed_state)
+        params: dict[str, Any] = {}
+        if changed:
+            if not changed <= writer.writable or writer.version_key not in dict_:
+                return False
+            for key in changed:
+                value = dict_.get(key, _MISSING)
+                if (
+                    value is _MISSING
+                    or isinstance(value, ClauseElement)
+                    or hasattr(value, "__clause_element__")
+                ):
+                    return False
+                params["v_" + key] = value
+        obj_id = state.key[1][0]
+        record.at = now_local()
+        for key in _HISTORY_KEYS:
+            params["h_" + key] = getattr(record, key)
+        conn = session.connection(bind_arguments={"mapper": writer.mapper})
+        try:
+            if changed:
+                seen = dict_[writer.version_key]
+                version = writer.next_version(seen)
+                params.update(pk_=obj_id, seen_=seen, next_=version)
+                if conn.dialect.name == "postgresql":
+                    record_id = conn.execute(writer.update_with_history(changed), params).scalar()
+                    if record_id is None:
+                        raise ConflictError(self.name, obj_id)
+                else:
+                    if _rowcount(conn.execute(writer.update_for(changed), params)) != 1:
+                        raise ConflictError(self.name, obj_id)
+                    record_id = conn.execute(_HISTORY_INSERT, params).inserted_primary_key[0]  # type: ignore[index]
+            else:  # nothing of the row left to write (an after-effect's query flushed it)
+                record_id = conn.execute(_HISTORY_INSERT, params).inserted_primary_key[0]  # type: ignore[index]
+        except OperationalError as exc:
+            if _is_sqlite_busy(exc):  # as in the flush path: SQLITE_BUSY_SNAPSHOT is a conflict
+                raise ConflictError(self.name, obj_id) from exc
+            raise
+        record.id = record_id
+        if changed:
+            # what the flush does after its UPDATE: the new version and every written value
+            # become the committed state; the row is no longer dirty.
+            dict_[writer.version_key] = version
+            state._commit_all(dict_, session.identity_map)
+        make_transient_to_detached(record)
+        session.add(record)  # persistent: in the identity map, nothing left to write
+        return True
+
+    def _row_writer(self) -> _RowWriter | None:
+        writer = self._writer
+        if writer is _UNBUILT:
+            writer = self._writer = _RowWriter.build(self.model)
+        return writer  # type: ignore[return-value]
 
     # -- changing many rows --------------------------------------------------------------------
     def bulk_fire(
@@ -337,6 +430,123 @@ class Workflow:
             insert(hist).from_select(hist_cols, history_select(table.c.id, state_col).where(*conds))
         )
         return _rowcount(session.execute(update(table).where(*conds).values(new_values)))
+
+
+_UNBUILT = object()
+_MISSING = object()
+
+
+class _RowWriter:
+    """The Core statements :meth:`Workflow._write_direct` uses for one model, built once.
+
+    Only for a model the unit of work would save as one versioned UPDATE of one table: a single
+    table and primary key, a Python-side version counter (:class:`Versioned`), and no column
+    computed on update (``onupdate``/``server_onupdate``), which the flush would fill in."""
+
+    def __init__(self, mapper: Mapper[Any]) -> None:
+        self.mapper = mapper
+        self.table: Table = mapper.local_table  # type: ignore[assignment]
+        self.pk: ColumnElement[Any] = mapper.primary_key[0]
+        self.version_col: ColumnElement[Any] = mapper.version_id_col  # type: ignore[assignment]
+        self.version_key = mapper.get_property_by_column(self.version_col).key
+        self.next_version: Callable[[Any], Any] = mapper.version_id_generator  # type: ignore[assignment]
+        pk_key = mapper.get_property_by_column(self.pk).key
+        self.columns: dict[str, ColumnElement[Any]] = {
+            prop.key: prop.columns[0]  # type: ignore[misc]
+            for prop in mapper.column_attrs
+            if len(prop.columns) == 1 and prop.columns[0].table is self.table
+        }
+        #: attributes the direct write may set (never the key or the version)
+        self.writable = frozenset(self.columns) - {pk_key, self.version_key}
+        self._updates: dict[frozenset[str], Update] = {}
+        self._with_history: dict[frozenset[str], Any] = {}
+
+    @classmethod
+    def build(cls, model: type) -> _RowWriter | None:
+        try:
+            mapper: Any = sa_inspect(model)
+        except NoInspectionAvailable:
+            return None
+        if not isinstance(mapper, Mapper):
+            return None
+        table = mapper.local_table
+        if (
+            not isinstance(table, Table)
+            or mapper.inherits is not None
+            or mapper.polymorphic_on is not None
+            or len(mapper.primary_key) != 1
+            or mapper.version_id_col is None
+            or not callable(mapper.version_id_generator)
+            or any(c.onupdate is not None or c.server_onupdate is not None for c in table.c)
+        ):
+            return None
+        return cls(mapper)
+
+    def has_listeners(self, session: Session) -> bool:
+        """Whether a flush of this row would run event hooks the direct write would skip."""
+        sd, md, hd = session.dispatch, self.mapper.dispatch, TransitionRecord.__mapper__.dispatch
+        return bool(
+            sd.before_flush
+            or sd.after_flush
+            or sd.after_flush_postexec
+            or md.before_update
+            or md.after_update
+            or hd.before_insert
+            or hd.after_insert
+        )
+
+    def update_for(self, keys: frozenset[str]) -> Update:
+        """``UPDATE … SET <keys>, version = :next_ WHERE pk = :pk_ AND version = :seen_``, cached
+        per set of changed attributes."""
+        stmt = self._updates.get(keys)
+        if stmt is None:
+            values: dict[Any, Any] = {self.columns[k]: bindparam("v_" + k) for k in sorted(keys)}
+            values[self.version_col] = bindparam("next_")
+            stmt = (
+                update(self.table)
+                .where(self.pk == bindparam("pk_"), self.version_col == bindparam("seen_"))
+                .values(values)
+            )
+            self._updates[keys] = stmt
+        return stmt
+
+    def update_with_history(self, keys: frozenset[str]) -> Any:
+        """PostgreSQL: the UPDATE of :meth:`update_for` and the history INSERT in one statement,
+        ``WITH moved AS (UPDATE … RETURNING id) INSERT INTO transition_record … SELECT …, moved.id,
+        … FROM moved RETURNING id`` (no row moved: no history row, no id)."""
+        stmt = self._with_history.get(keys)
+        if stmt is None:
+            moved = self.update_for(keys).returning(self.pk).cte("moved")
+            hist = _HISTORY_TABLE
+            columns = [
+                moved.c[0] if k == "entity_id" else bindparam("h_" + k, type_=hist.c[k].type)
+                for k in _HISTORY_KEYS
+            ]
+            stmt = (
+                insert(hist)
+                .from_select(list(_HISTORY_KEYS), select(*columns).select_from(moved))
+                .returning(hist.c.id)
+            )
+            self._with_history[keys] = stmt
+        return stmt
+
+
+_HISTORY_TABLE: Table = TransitionRecord.__table__  # type: ignore[assignment]
+_HISTORY_KEYS = (
+    "entity",
+    "entity_id",
+    "from_state",
+    "to_state",
+    "trigger",
+    "actor_id",
+    "at",
+    "reason",
+    "payload",
+)
+#: the history row's INSERT from ``h_<column>`` parameters (its id: ``inserted_primary_key``)
+_HISTORY_INSERT = insert(_HISTORY_TABLE).values(
+    {_HISTORY_TABLE.c[k]: bindparam("h_" + k, type_=_HISTORY_TABLE.c[k].type) for k in _HISTORY_KEYS}
+)
 
 
 def _rowcount(result: Any) -> int:
