@@ -259,14 +259,12 @@ def _customer_builder(columns: Sequence[str], stage_columns: Sequence[str]) -> C
     none_at = width
     positions = []
     for name in stage_columns:
-        if name in at:
-            positions.append(at[name])
-        elif name == "birth_date":
+        if name == "birth_date":  # as given, or taken from the ID number
             positions.append(width + 1)
         elif name == "gender":
             positions.append(width + 2)
         else:
-            positions.append(none_at)
+            positions.append(at.get(name, none_at))
     place = itemgetter(*positions)
     i_type = at.get("type")
     i_id = at.get("id_number")

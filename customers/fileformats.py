@@ -227,14 +227,14 @@ def csv_cells(source: str | os.PathLike[str] | IO[bytes], kind: str | None) -> I
             errors="surrogateescape",
             newline="",
         )
-        lines = _CheckedLines(text)
-        reader = csv.reader(lines, delimiter=delimiter, strict=True)
+        suspect = [False]
+        reader = csv.reader(_checked_lines(text, suspect), delimiter=delimiter, strict=True)
         row_number = 0
         undecoded = _UNDECODED_RE.search
         try:
             header: list[str] | None = None
             for row_number, cells in enumerate(reader, start=1):
-                if lines.suspect and undecoded("".join(cells)):
+                if suspect[0] and undecoded("".join(cells)):
                     label = "UTF-8" if encoding == "utf-8-sig" else "GB18030"
                     raise FileError(f"row {row_number} is not valid {label} text; save the file as CSV UTF-8")
                 if header is None:
@@ -251,39 +251,23 @@ def csv_cells(source: str | os.PathLike[str] | IO[bytes], kind: str | None) -> I
             stream.close()
 
 
-class _CheckedLines:
-    """The lines of a text stream, read in large chunks; ``suspect`` turns true (for good) once
-    a chunk holds an undecodable byte, so that rows are checked one by one only from there on
-    (a row is parsed after the chunk holding it has been read)."""
-
-    def __init__(self, text: IO[str]) -> None:
-        self._text = text
-        self._lines: Iterator[str] = iter(())
-        self._tail = ""
-        self.suspect = False
-
-    def __iter__(self) -> Iterator[str]:
-        return self
-
-    def __next__(self) -> str:
-        line = next(self._lines, None)
-        if line is not None:
-            return line
-        while True:
-            chunk = self._text.read(_CSV_CHUNK)
-            if not chunk:
-                tail, self._tail = self._tail, ""
-                if tail:
-                    return tail
-                raise StopIteration
-            if not self.suspect and _UNDECODED_RE.search(chunk):
-                self.suspect = True
-            lines = _LINE_RE.findall(self._tail + chunk)
-            # the last piece may be cut in the middle of a line (or between \r and \n)
-            self._tail = lines.pop()
-            if lines:
-                self._lines = iter(lines)
-                return next(self._lines)
+def _checked_lines(text: IO[str], suspect: list[bool]) -> Iterator[str]:
+    """The lines of a text stream, read in large chunks; ``suspect[0]`` turns true (for good)
+    once a chunk holds an undecodable byte, so that rows are checked one by one only from there
+    on (a row is parsed after the chunk holding it has been read)."""
+    tail = ""
+    while True:
+        chunk = text.read(_CSV_CHUNK)
+        if not chunk:
+            if tail:
+                yield tail
+            return
+        if not suspect[0] and _UNDECODED_RE.search(chunk):
+            suspect[0] = True
+        lines = _LINE_RE.findall(tail + chunk)
+        # the last piece may be cut in the middle of a line (or between \r and \n)
+        tail = lines.pop()
+        yield from lines
 
 
 def _detect_encoding(first: bytes) -> tuple[str, str]:
