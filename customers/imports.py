@@ -3,14 +3,20 @@
 :func:`import_file` reads a CSV or XLSX file through :mod:`customers.fileformats`, validates
 every row and applies the valid ones, set-based:
 
-1. **Stage.** Rows stream from the file; each is validated in Python and the clean ones are
-   written, ``BATCH_SIZE`` at a time, into a temporary staging table of the caller's connection
-   (``executemany`` on SQLite, ``COPY`` on PostgreSQL). Memory holds one batch, never the file.
+1. **Stage.** Rows stream from the file; each is validated in Python and the clean ones go into
+   a temporary staging table of the caller's connection. SQLite: ``BATCH_SIZE`` rows at a time
+   by ``executemany``. PostgreSQL: one ``COPY`` fed as the rows are validated (the server loads
+   while Python validates), into a staging table without indexes; CSV rows of customers and
+   snapshots first try :mod:`customers.fastrows`, which accepts clean values fast and leaves
+   every other row to the full validator. Memory holds one chunk, never the file.
 2. **Check.** Set-based SQL over the staging table finds duplicate keys within the file and
    references to unknown branches, staff or customers; those rows are reported and dropped.
+   (PostgreSQL skips the duplicate query when the staged keys came strictly increasing, as
+   exported files do: then no key can repeat.)
 3. **Apply.** One ``INSERT … SELECT … ON CONFLICT (natural key) DO UPDATE … WHERE changed`` per
    target table (customer tags and staff roles are kept in sync the same way). Re-importing the
-   same file matches every row and updates nothing.
+   same file matches every row and updates nothing. On PostgreSQL a target table that is empty
+   (checked, locked against concurrent writers, checked again) gets a plain ``INSERT … SELECT``.
 
 Default mode applies the valid rows and reports the others row by row; ``strict=True`` applies
 nothing when any row is bad. A file that cannot be used as a whole (empty, undecodable, bad
