@@ -605,10 +605,6 @@ def _stream_pg(
     """
     validate = VALIDATORS[kind]
     state: dict[str, Any] = {"staged": 0, "supplied": None, "in_order": True}
-    lists_file = tempfile.SpooledTemporaryFile(  # noqa: SIM115 - closed below
-        max_size=8 * 1024 * 1024, mode="w+", encoding="utf-8", newline=""
-    )
-    lists_writer = csv.writer(lists_file, lineterminator="\n")
 
     fast: Callable[..., tuple[Any, ...]] | None = None
     line: Callable[[list[str]], str | None] | None = None
@@ -702,7 +698,10 @@ def _stream_pg(
 
     cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
     try:
-        with lists_file:
+        with tempfile.SpooledTemporaryFile(
+            max_size=8 * 1024 * 1024, mode="w+", encoding="utf-8", newline=""
+        ) as lists_file:
+            lists_writer = csv.writer(lists_file, lineterminator="\n")
             # a file found unusable half-way aborts the COPY: keep the caller's transaction usable
             cursor.execute("SAVEPOINT cf_stage_copy")
             stream = _Chunks(chunks())
@@ -711,11 +710,15 @@ def _stream_pg(
                     f"COPY {stage.name} ({', '.join(names)}) FROM STDIN WITH (FORMAT csv)", stream
                 )
             except BaseException as exc:
+                error, stream.error = stream.error, None  # (no reference cycle through the traceback)
                 with contextlib.suppress(Exception):  # a broken connection: the first error tells
                     cursor.execute("ROLLBACK TO SAVEPOINT cf_stage_copy")
-                if stream.error is not None and stream.error is not exc:
-                    raise stream.error from None
-                raise
+                if error is None or error is exc:
+                    raise
+                try:
+                    raise error from None
+                finally:
+                    del error
             cursor.execute("RELEASE SAVEPOINT cf_stage_copy")
             if lists_file.tell():
                 lists_file.seek(0)
