@@ -140,6 +140,8 @@ MAX_MONEY = Decimal("1e16")  # NUMERIC(18, 2)
 _CSV_CHUNK = 64 * 1024
 _COPY_CHUNK = 1024 * 1024
 _UNDECODED_RE = re.compile("[\udc80-\udcff]")
+# a line as a text file with newline="" yields it: ended by \r\n, \r or \n (or the end of the text)
+_LINE_RE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+")
 _CONTROL_RE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _MAX_DISPLAYED_VALUE = 80
 
@@ -193,6 +195,18 @@ def read_rows(
 def _read_csv(
     source: str | os.PathLike[str] | IO[bytes], kind: str | None
 ) -> Iterator[tuple[int, dict[str, Any]]]:
+    cells = csv_cells(source, kind)
+    columns: list[str] = next(cells)
+    for row_number, row in cells:
+        record = _record(columns, row)
+        if record is not None:
+            yield row_number, record
+
+
+def csv_cells(source: str | os.PathLike[str] | IO[bytes], kind: str | None) -> Iterator[Any]:
+    """The rows of a CSV file as lists of cells: first the column names (mapped as by
+    :func:`read_rows`), then ``(row_number, cells)`` for every row after the header, blank ones
+    included. :class:`FileError` as in :func:`read_rows`."""
     owned = isinstance(source, str | os.PathLike)
     stream: IO[bytes] = open(source, "rb") if isinstance(source, str | os.PathLike) else source
     try:
@@ -213,22 +227,21 @@ def _read_csv(
             errors="surrogateescape",
             newline="",
         )
-        reader = csv.reader(text, delimiter=delimiter, strict=True)
+        suspect = [False]
+        reader = csv.reader(_checked_lines(text, suspect), delimiter=delimiter, strict=True)
         row_number = 0
+        undecoded = _UNDECODED_RE.search
         try:
             header: list[str] | None = None
-            columns: list[str] = []
             for row_number, cells in enumerate(reader, start=1):
-                if _UNDECODED_RE.search("".join(cells)):
+                if suspect[0] and undecoded("".join(cells)):
                     label = "UTF-8" if encoding == "utf-8-sig" else "GB18030"
                     raise FileError(f"row {row_number} is not valid {label} text; save the file as CSV UTF-8")
                 if header is None:
                     header = cells
-                    columns = _map_header(header, kind, spreadsheet=False)
+                    yield _map_header(header, kind, spreadsheet=False)
                     continue
-                record = _record(columns, cells)
-                if record is not None:
-                    yield row_number, record
+                yield row_number, cells
             if header is None:
                 raise FileError("empty file")
         except csv.Error as exc:
@@ -236,6 +249,25 @@ def _read_csv(
     finally:
         if owned:
             stream.close()
+
+
+def _checked_lines(text: IO[str], suspect: list[bool]) -> Iterator[str]:
+    """The lines of a text stream, read in large chunks; ``suspect[0]`` turns true (for good)
+    once a chunk holds an undecodable byte, so that rows are checked one by one only from there
+    on (a row is parsed after the chunk holding it has been read)."""
+    tail = ""
+    while True:
+        chunk = text.read(_CSV_CHUNK)
+        if not chunk:
+            if tail:
+                yield tail
+            return
+        if not suspect[0] and _UNDECODED_RE.search(chunk):
+            suspect[0] = True
+        lines = _LINE_RE.findall(tail + chunk)
+        # the last piece may be cut in the middle of a line (or between \r and \n)
+        tail = lines.pop()
+        yield from lines
 
 
 def _detect_encoding(first: bytes) -> tuple[str, str]:

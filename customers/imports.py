@@ -3,14 +3,20 @@
 :func:`import_file` reads a CSV or XLSX file through :mod:`customers.fileformats`, validates
 every row and applies the valid ones, set-based:
 
-1. **Stage.** Rows stream from the file; each is validated in Python and the clean ones are
-   written, ``BATCH_SIZE`` at a time, into a temporary staging table of the caller's connection
-   (``executemany`` on SQLite, ``COPY`` on PostgreSQL). Memory holds one batch, never the file.
+1. **Stage.** Rows stream from the file; each is validated in Python and the clean ones go into
+   a temporary staging table of the caller's connection. SQLite: ``BATCH_SIZE`` rows at a time
+   by ``executemany``. PostgreSQL: one ``COPY`` fed as the rows are validated (the server loads
+   while Python validates), into a staging table without indexes; CSV rows of customers and
+   snapshots first try :mod:`customers.fastrows`, which accepts clean values fast and leaves
+   every other row to the full validator. Memory holds one chunk, never the file.
 2. **Check.** Set-based SQL over the staging table finds duplicate keys within the file and
    references to unknown branches, staff or customers; those rows are reported and dropped.
+   (PostgreSQL skips the duplicate query when the staged keys came strictly increasing, as
+   exported files do: then no key can repeat.)
 3. **Apply.** One ``INSERT … SELECT … ON CONFLICT (natural key) DO UPDATE … WHERE changed`` per
    target table (customer tags and staff roles are kept in sync the same way). Re-importing the
-   same file matches every row and updates nothing.
+   same file matches every row and updates nothing. On PostgreSQL a target table that is empty
+   (checked, locked against concurrent writers, checked again) gets a plain ``INSERT … SELECT``.
 
 Default mode applies the valid rows and reports the others row by row; ``strict=True`` applies
 nothing when any row is bad. A file that cannot be used as a whole (empty, undecodable, bad
@@ -32,6 +38,7 @@ import zipfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
+from operator import itemgetter
 from pathlib import Path
 from typing import IO, Any
 from xml.etree import ElementTree
@@ -65,7 +72,17 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
 from config.database import now_local, run_after_commit
-from customers.fileformats import EXTRA_KEY, HEADERS, VALIDATORS, FileError, RowError, read_rows
+from customers.fastrows import Slow, line_builder, row_builder
+from customers.fileformats import (
+    EXTRA_KEY,
+    HEADERS,
+    VALIDATORS,
+    FileError,
+    RowError,
+    _record,
+    csv_cells,
+    read_rows,
+)
 from customers.models import Customer, CustomerTag, Holding, Snapshot
 from org.models import Branch, Staff, StaffRole
 
@@ -314,7 +331,8 @@ def _import(
     validate = VALIDATORS[kind]
     result = ImportResult(kind=kind, strict=strict)
     supplied: set[str] | None = None
-    _create_stage(conn, stage)
+    staged, in_order = 0, False
+    _create_stage(conn, stage, pg)
     try:
         batch: list[tuple[Any, ...]] = []
         lists: list[tuple[str, str]] = []
@@ -323,7 +341,14 @@ def _import(
         as_text = (
             None if pg else [i for i, c in enumerate(stage.columns) if isinstance(c.type, Date | Numeric)]
         )
-        for row, raw in read_rows(source, filename, kind):
+        if pg:
+            staged, supplied, in_order = _stream_pg(
+                conn, kind, stage, source, filename, result, progress, batch_size
+            )
+            rows_in: Iterable[tuple[int, dict[str, Any]]] = ()
+        else:
+            rows_in = read_rows(source, filename, kind)
+        for row, raw in rows_in:
             if supplied is None:
                 supplied = {name for name in raw if name != EXTRA_KEY}
             result.rows += 1
@@ -344,17 +369,23 @@ def _import(
             progress(result.rows, "checking")
         if supplied is None:  # a header and no data rows
             return result
-        _index_stage(conn, kind, stage)
-        bad = _check(conn, kind, stage, result)
+        # a file whose keys come in strictly increasing order cannot repeat one: no duplicate check
+        duplicates = not (pg and in_order)
+        if duplicates:
+            _index_stage(conn, kind, stage)
+        bad = _check(conn, kind, stage, result, duplicates=duplicates)
         if bad:
-            _drop_rows(conn, stage, bad)
+            _drop_rows(conn, stage, bad, pg)
             result.rejected += len(bad)
         result.errors.sort(key=lambda e: (e.row, _column_order(kind, e.column)))
         if strict and result.errors:
             return result
         if progress is not None:
             progress(result.rows, "applying")
-        result.applied = conn.scalar(select(func.count()).select_from(stage)) or 0
+        if pg:
+            result.applied = staged - len(bad)
+        else:
+            result.applied = conn.scalar(select(func.count()).select_from(stage)) or 0
         if result.applied:
             APPLY[kind](conn, stage, supplied, pg)
             if pg and result.applied >= ANALYZE_AFTER:
@@ -477,10 +508,15 @@ def _column_order(kind: str, column: str) -> int:
     return names.index(column) if column in names else len(names)
 
 
-def _create_stage(conn: Connection, stage: Table) -> None:
+def _create_stage(conn: Connection, stage: Table, pg: bool = False) -> None:
     for table in (stage, STAGE_LIST):
         table.drop(conn, checkfirst=True)
-        table.create(conn)
+        if pg and table is stage:
+            # no primary key: COPY fills a bare heap; row numbers are unique by construction
+            columns = ", ".join(f"{c.name} {c.type.compile(dialect=conn.dialect)}" for c in table.columns)
+            conn.exec_driver_sql(f"CREATE TEMPORARY TABLE {table.name} ({columns})")
+        else:
+            table.create(conn)
 
 
 def _drop_stage(conn: Connection, stage: Table) -> None:
@@ -526,6 +562,179 @@ def _staged(
         if values[i] is not None:
             values[i] = str(values[i])
     return tuple(values)
+
+
+class _Chunks:
+    """A read-only text stream over a generator of chunks, for ``copy_expert``."""
+
+    def __init__(self, chunks: Iterator[str]) -> None:
+        self._chunks = chunks
+        #: what the generator raised (the driver only reports that ``read`` failed)
+        self.error: BaseException | None = None
+
+    def read(self, size: int = -1) -> str:
+        try:
+            return next(self._chunks, "")
+        except BaseException as exc:
+            self.error = exc
+            raise
+
+    readline = read
+
+
+#: Characters of COPY text sent to PostgreSQL at a time (the server parses while we validate).
+STREAM_CHUNK = 256 * 1024
+
+
+def _stream_pg(
+    conn: Connection,
+    kind: str,
+    stage: Table,
+    source: str | os.PathLike[str] | IO[bytes],
+    filename: str,
+    result: ImportResult,
+    progress: Progress | None,
+    batch_size: int,
+) -> tuple[int, set[str] | None, bool]:
+    """PostgreSQL: validate the rows and stream the clean ones into the staging table through one
+    ``COPY`` (the server loads while Python validates the next rows). CSV rows of the large kinds
+    go through :mod:`customers.fastrows` first and fall back to the full validator.
+
+    Returns the rows staged, the columns supplied (``None`` without data rows) and whether the
+    staged keys came in strictly increasing order (then no key can repeat).
+    """
+    validate = VALIDATORS[kind]
+    state: dict[str, Any] = {"staged": 0, "supplied": None, "in_order": True}
+
+    fast: Callable[..., tuple[Any, ...]] | None = None
+    line: Callable[[list[str]], str | None] | None = None
+    rows: Iterator[Any]
+    columns: list[str] = []
+    names = [column.name for column in stage.columns]
+    if str(filename).lower().endswith(".csv"):
+        rows = csv_cells(source, kind)
+        columns = next(rows)  # an unusable header fails here, before the COPY starts
+        state["supplied"] = set(columns)
+        # COPY column order: row_no, the file's columns, then the staging columns it lacks
+        names = ["row_no", *columns, *(name for name in names[1:] if name not in columns)]
+        fast = row_builder(kind, columns, names[1:])
+        line = line_builder(kind, columns, names[1:])
+    else:
+        rows = read_rows(source, filename, kind)
+    keyget = itemgetter(*(names.index(key) for key in KEYS[kind]))
+    # a line of the file's own text: its key, from the cells
+    rawkey = itemgetter(*(names.index(key) - 1 for key in KEYS[kind]))
+
+    def chunks() -> Iterator[str]:
+        buffer = io.StringIO()
+        write = csv.writer(buffer, lineterminator="\n").writerow
+        lists: list[tuple[str, str]] = []
+        staged, counted, in_order, last = 0, 0, True, None
+        for row_no, raw in rows:
+            if line is not None:
+                text = line(raw)
+                if text is not None:
+                    buffer.write(f"{row_no},{text}\n")
+                    counted += 1
+                    staged += 1
+                    if in_order:
+                        key = rawkey(raw)
+                        if last is not None and not key > last:
+                            in_order = False
+                        last = key
+                    if progress is not None and counted % batch_size == 0:
+                        result.rows = counted
+                        progress(counted, "reading")
+                    if buffer.tell() >= STREAM_CHUNK:
+                        yield buffer.getvalue()
+                        buffer.seek(0)
+                        buffer.truncate()
+                    continue
+            values: tuple[Any, ...] | None = None
+            if fast is not None:
+                try:
+                    values = (row_no, *fast(raw, lists))
+                except Slow:
+                    values = None
+            if values is None:
+                record = _record(columns, raw) if isinstance(raw, list) else raw
+                if record is None:
+                    continue
+                if state["supplied"] is None:
+                    state["supplied"] = {name for name in record if name != EXTRA_KEY}
+                clean, errors = validate(record, row_no)
+                if clean is None:
+                    result.errors.extend(errors)
+                    result.rejected += 1
+                else:
+                    values = tuple(map(_copy_value, _staged(kind, names, row_no, clean, lists, None)))
+            counted += 1
+            if values is not None:
+                write(values)
+                staged += 1
+                if in_order:
+                    key = keyget(values)
+                    if last is not None and not key > last:
+                        in_order = False
+                    last = key
+                if buffer.tell() >= STREAM_CHUNK:
+                    yield buffer.getvalue()
+                    buffer.seek(0)
+                    buffer.truncate()
+                    if lists:
+                        lists_writer.writerows(dict.fromkeys(lists))
+                        lists.clear()
+            if progress is not None and counted % batch_size == 0:
+                result.rows = counted
+                progress(counted, "reading")
+        result.rows = counted
+        state["staged"], state["in_order"] = staged, in_order
+        if counted == 0:
+            state["supplied"] = None
+        if lists:
+            lists_writer.writerows(dict.fromkeys(lists))
+        if buffer.tell():
+            yield buffer.getvalue()
+
+    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        with tempfile.SpooledTemporaryFile(
+            max_size=8 * 1024 * 1024, mode="w+", encoding="utf-8", newline=""
+        ) as lists_file:
+            lists_writer = csv.writer(lists_file, lineterminator="\n")
+            # a file found unusable half-way aborts the COPY: keep the caller's transaction usable
+            cursor.execute("SAVEPOINT cf_stage_copy")
+            stream = _Chunks(chunks())
+            try:
+                cursor.copy_expert(
+                    f"COPY {stage.name} ({', '.join(names)}) FROM STDIN WITH (FORMAT csv)", stream
+                )
+            except BaseException as exc:
+                error, stream.error = stream.error, None  # (no reference cycle through the traceback)
+                with contextlib.suppress(Exception):  # a broken connection: the first error tells
+                    cursor.execute("ROLLBACK TO SAVEPOINT cf_stage_copy")
+                if error is None or error is exc:
+                    raise
+                try:
+                    raise error from None
+                finally:
+                    del error
+            cursor.execute("RELEASE SAVEPOINT cf_stage_copy")
+            if lists_file.tell():
+                lists_file.seek(0)
+                _copy_text(cursor, STAGE_LIST, lists_file)
+    finally:
+        cursor.close()
+    return state["staged"], state["supplied"], state["in_order"]
+
+
+def _copy_text(cursor: Any, table: Table, text: IO[str]) -> None:
+    """COPY CSV text into a staging table with a primary key, skipping repeated keys."""
+    names = ", ".join(column.name for column in table.columns)
+    cursor.execute(f"CREATE TEMP TABLE IF NOT EXISTS cf_stage_copy (LIKE {table.name})")
+    cursor.execute("TRUNCATE cf_stage_copy")
+    cursor.copy_expert(f"COPY cf_stage_copy ({names}) FROM STDIN WITH (FORMAT csv)", text)
+    cursor.execute(f"INSERT INTO {table.name} SELECT * FROM cf_stage_copy ON CONFLICT DO NOTHING")  # noqa: S608
 
 
 def _stage_rows(
@@ -585,8 +794,11 @@ def _copy_value(value: Any) -> Any:
     return value
 
 
-def _drop_rows(conn: Connection, stage: Table, rows: set[int]) -> None:
+def _drop_rows(conn: Connection, stage: Table, rows: set[int], pg: bool = False) -> None:
     ordered = sorted(rows)
+    if pg:  # one pass over the (unindexed) staging table; PostgreSQL hashes a long ANY array
+        conn.exec_driver_sql(f"DELETE FROM {stage.name} WHERE row_no = ANY(%(rows)s)", {"rows": ordered})  # noqa: S608
+        return
     for start in range(0, len(ordered), 500):
         conn.execute(delete(stage).where(stage.c.row_no.in_(ordered[start : start + 500])))
 
@@ -595,15 +807,18 @@ def _drop_rows(conn: Connection, stage: Table, rows: set[int]) -> None:
 # Checks over the whole file
 
 
-def _check(conn: Connection, kind: str, stage: Table, result: ImportResult) -> set[int]:
-    """Report duplicate keys and unknown references; return the row numbers to drop."""
+def _check(
+    conn: Connection, kind: str, stage: Table, result: ImportResult, *, duplicates: bool = True
+) -> set[int]:
+    """Report duplicate keys (unless ``duplicates`` is false: the caller knows there are none)
+    and unknown references; return the row numbers to drop."""
     bad: set[int] = set()
     keys = KEYS[kind]
     other = stage.alias("other")
     same_key = and_(*(other.c[k] == stage.c[k] for k in keys), other.c.row_no != stage.c.row_no)
     first_other = select(func.min(other.c.row_no)).where(same_key).scalar_subquery()
     dups = select(stage.c.row_no, *(stage.c[k] for k in keys), first_other).where(exists().where(same_key))
-    for row in conn.execute(dups.order_by(stage.c.row_no)):
+    for row in conn.execute(dups.order_by(stage.c.row_no)) if duplicates else ():
         row_no, *key, other_row = row
         shown = " / ".join(_text(v) for v in key)
         names = " + ".join(keys)
@@ -677,6 +892,10 @@ def _upsert(
     names = list(values)
     select_stmt = select(*(values[name].label(name) for name in names)).select_from(source).where(true())
     stmt = _insert(conn, table).from_select(names, select_stmt)
+    if conn.dialect.name == "postgresql" and _empty_and_locked(conn, table):
+        # nothing to conflict with (the staged keys are unique): a plain INSERT, as a bare load does
+        conn.execute(stmt)
+        return
     excluded = stmt.excluded
     columns = [name for name in update_columns if name not in keys]
     if columns:
@@ -694,6 +913,17 @@ def _upsert(
     else:
         stmt = stmt.on_conflict_do_nothing(index_elements=list(keys))
     conn.execute(stmt)
+
+
+def _empty_and_locked(conn: Connection, table: Table) -> bool:
+    """Whether ``table`` is empty, and stays so for others until this transaction ends: when it
+    looks empty it is locked against concurrent writers (``SHARE ROW EXCLUSIVE``) and checked
+    again (a writer that got there first has committed by then)."""
+    probe = select(literal(1)).select_from(table).limit(1)
+    if conn.scalar(probe) is not None:
+        return False
+    conn.exec_driver_sql(f"LOCK TABLE {table.name} IN SHARE ROW EXCLUSIVE MODE")
+    return conn.scalar(probe) is None
 
 
 def _apply_branches(conn: Connection, stage: Table, supplied: set[str], pg: bool) -> None:

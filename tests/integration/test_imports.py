@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
 import io
 from decimal import Decimal
@@ -483,3 +484,75 @@ def test_same_file_imported_twice_at_once_lands_exactly_once(session, union, tmp
     session.rollback()
     assert count(session, Customer) == 1200
     assert count(session, CustomerTag) == 2400
+
+
+def test_large_files_mixing_fast_and_plain_rows_land_as_the_plain_path_says(session, union, tmp_path):
+    """Several COPY chunks on PostgreSQL; rows that take the fast tiers, rows that need the full
+    validator (aliases, separators, bad values), duplicates far apart (keys out of order)."""
+    from customers.fileformats import validate_snapshot_row
+
+    rows = []
+    for n in range(1, 3001):
+        birth = dt.date(1960, 1, 1) + dt.timedelta(days=n * 7)
+        number = resident_id(birth.strftime("%Y%m%d"), f"{n % 1000:03d}")
+        tags = ("farmer;returning_migrant_worker", "返乡农民工", "", "civil_servant")[n % 4]
+        gender = ("", "男" if n % 2 else "女", "M" if n % 2 else "F")[n % 3]
+        rows.append(f"C{n:05d},individual,客户{n},{number},13812345678,{gender},,rural,{tags},B01,M0101")
+    rows[99] = rows[99].replace("B01", "B99")  # unknown branch (row 101)
+    rows[199] = rows[199].replace(",individual,", ",alien,")  # bad type (row 201)
+    rows.append(rows[9].replace("客户10", "客户十"))  # C00010 again, far below (row 3002)
+    result = run(session, "customers", write(tmp_path, "c.csv", customers_csv(*rows)))
+    assert (result.rows, result.applied, result.rejected) == (3001, 2997, 4)
+    assert {(e.row, e.column) for e in result.errors} == {
+        (11, "customer_no"),
+        (3002, "customer_no"),
+        (101, "branch_code"),
+        (201, "type"),
+    }
+    assert count(session, CustomerTag) == sum(
+        (2, 1, 0, 1)[n % 4] for n in range(1, 3001) if n not in (10, 100, 200)
+    )
+    c7 = session.scalar(select(Customer).where(Customer.customer_no == "C00007"))
+    assert (c7.gender, c7.birth_date, c7.tags) == (
+        "M",
+        dt.date(1960, 1, 1) + dt.timedelta(days=49),
+        ["civil_servant"],
+    )
+
+    header = "customer_no,as_of,deposit_demand,deposit_time,loan,wealth,risk_status"
+    lines = []
+    for n in range(1, 3001):
+        for day in ("2026-09-30", "2026-10-31"):
+            demand = ("1200.5", "", '"1,234.50"', "0", "99.99", "7")[n % 6]
+            status = ("normal", "正常", "", "overdue")[n % 4]
+            lines.append(f"C{n:05d},{day},{demand},{n}.00,0,{n % 3},{status}")
+    lines[500] = lines[500].replace(",0,", ",-5,", 1)  # a negative balance (row 502)
+    lines.append(lines[40])  # a duplicate key far below (rows 42 and 6002)
+    result = run(session, "snapshots", write(tmp_path, "s.csv", "\n".join([header, *lines]) + "\n"))
+    bad_rows = {e.row for e in result.errors}
+    # customers 10, 100 and 200 were refused above: their snapshots name unknown customers
+    assert bad_rows == {42, 502, 6002, 20, 21, 200, 201, 400, 401}
+    expected: dict[tuple[str, dt.date], tuple] = {}
+    names = header.split(",")
+    for row, cells in enumerate(csv.reader(lines), start=2):
+        clean, errors = validate_snapshot_row(dict(zip(names, cells, strict=True)), row)
+        if clean is None or row in bad_rows:
+            continue
+        expected[(clean["customer_no"], clean["as_of"])] = (
+            clean["deposit_demand"],
+            clean["deposit_time"],
+            clean["loan"],
+            clean["wealth"],
+            clean["risk_status"],
+        )
+    assert result.applied == len(expected) == count(session, Snapshot)
+    numbers = dict(session.execute(select(Customer.id, Customer.customer_no)).all())
+    stored = {
+        (numbers[s.customer_id], s.as_of): (s.deposit_demand, s.deposit_time, s.loan, s.wealth, s.risk_status)
+        for s in session.scalars(select(Snapshot))
+    }
+    assert stored == expected
+    again = run(session, "snapshots", write(tmp_path, "s.csv", "\n".join([header, *lines]) + "\n"))
+    assert again.applied == result.applied and again.errors == result.errors
+    session.expire_all()
+    assert count(session, Snapshot) == len(expected)
