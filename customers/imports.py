@@ -71,7 +71,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
-from config.database import now_local, run_after_commit
+from config.database import now_local
 from customers.fastrows import Slow, line_builder, row_builder
 from customers.fileformats import (
     EXTRA_KEY,
@@ -1149,11 +1149,6 @@ def _after_snapshots(session: Session, conn: Connection, stage: Table) -> None:
     newest = conn.scalar(select(func.max(stage.c.as_of)))
     as_of = newest.isoformat() if isinstance(newest, dt.date) else (str(newest) if newest else None)
 
-    def _enqueue() -> None:
-        send = getattr(after, "delay", None)
-        if send is not None:
-            send(as_of)
-        else:
-            after(as_of)
+    from workflow.outbox import send_after_commit
 
-    run_after_commit(session, _enqueue)
+    send_after_commit(session, after, as_of)  # through the outbox: a crash after the commit re-sends it
