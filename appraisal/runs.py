@@ -647,6 +647,8 @@ def _copy_line(row: dict[str, Any]) -> str:
                 if v.__class__ is Decimal
                 else (v.translate(_COPY_ESCAPES) if _COPY_SPECIAL.search(v) else v)
                 if v.__class__ is str
+                else str(v)
+                if v.__class__ is int
                 else _copy_field(v)
                 for v in map(row.get, _LINE_COLUMNS)
             ]
