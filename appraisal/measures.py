@@ -292,14 +292,16 @@ def _ledger(session: Session, data: MonthData, month: str, in_scope: Any) -> Non
     """The month's ledger measures with ONE pass over ``ledger_event`` (§6 steps 1–2).
 
     One GROUP BY (staff, campaign, measure) over the month's events, a plain SELECT (parallel on
-    PostgreSQL; amounts summed only for the measures that are sums), gives: (a) the sums of events naming a campaign of the month inside its period
-    (the periods are known, so no join); (b) for events with no campaign, the staff-level
+    PostgreSQL; amounts summed only for the measures that are sums), gives: (a) the sums of
+    events naming a campaign of the month inside its period (the periods are known, so no
+    join); (b) for events with no campaign, the staff-level
     measures (complaints, training) and whether any of them names a customer. Only then is there
     a second read, of the events with no campaign and a customer, credited to each campaign of the
     month in which that customer is assigned to that staff member (day inside the campaign's period).
     """
     first, last = month_bounds(month)
-    sums = sorted(name for name, m in MEASURES.items() if m.unit is MeasureUnit.SUM)  # the value is the amount
+    # measures whose value is the sum of amounts (not of quantities)
+    sums = sorted(name for name, m in MEASURES.items() if m.unit is MeasureUnit.SUM)
     if session.get_bind().dialect.name == "postgresql":
         session.execute(text(f"SET LOCAL work_mem = '{RUN_WORK_MEM}'"))  # a constant
     rows = session.execute(
