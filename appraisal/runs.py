@@ -42,6 +42,7 @@ from appraisal.models import (
 )
 from appraisal.rules import (
     MEASURES,
+    Line,
     MeasureUnit,
     Rule,
     RuleErrors,
@@ -307,6 +308,30 @@ def _what_if(rule: Rule, value: Decimal, target: Decimal | None, amount: Decimal
     return evaluate(rule, RuleInputs(value=value + step, target=target)).amount - amount
 
 
+class _Evaluations:
+    """``evaluate`` of one rule, remembered by input: the same (value, target) gives the same line.
+
+    :func:`appraisal.rules.evaluate` is a pure function of the rule and its inputs and a
+    :class:`~appraisal.rules.Line` is immutable, so staff members with the same result and target
+    (most counts: a few hundred distinct values among thousands of staff) share one evaluated
+    line. Inputs are keyed by their exact text, so 2 and 2.00 are evaluated separately and every
+    line is exactly what ``evaluate`` gives for its own inputs.
+    """
+
+    __slots__ = ("_rule", "_seen")
+
+    def __init__(self, rule: Rule) -> None:
+        self._rule = rule
+        self._seen: dict[tuple[str, str | None], Line] = {}
+
+    def evaluate(self, value: Decimal, target: Decimal | None) -> Line:
+        key = (str(value), None if target is None else str(target))
+        line = self._seen.get(key)
+        if line is None:
+            line = self._seen[key] = evaluate(self._rule, RuleInputs(value=value, target=target))
+        return line
+
+
 def decide(session: Session, data: MonthData, run_id: int | None) -> Computed:
     """Evaluate every rule over the aggregates; a few reads (budgets, disputes, bounties), no writes."""
     staff_by_no = {s.staff_no: s for s in data.staff.values()}
@@ -344,6 +369,8 @@ def decide(session: Session, data: MonthData, run_id: int | None) -> Computed:
             pays_at_zero = rule.kind is RuleKind.PENALTY and rule.below is not None
             measure = rule.measure or ""
             targets = targets_of.setdefault((c.id, measure), {})  # rules on one measure share targets
+            line_meta = {"version": c.rule_version, "what_if": None}  # read only: shared by the rule's lines
+            rule_lines = _Evaluations(rule)
             for sid in participants:
                 value = data.value(sid, c.id, measure)
                 if value == 0 and not pays_at_zero:
@@ -352,12 +379,12 @@ def decide(session: Session, data: MonthData, run_id: int | None) -> Computed:
                     target = targets[sid]
                 else:
                     target = targets[sid] = data.target(sid, c, measure)
-                line = evaluate(rule, RuleInputs(value=value, target=target))
+                line = rule_lines.evaluate(value, target)
                 if line.amount == 0 and value == 0:
                     continue
                 staff_no = data.staff[sid].staff_no
                 engine_lines.append(EngineLine(staff_no, c.code, line))
-                meta[(staff_no, c.code, rule.id)] = {"version": c.rule_version, "what_if": None}
+                meta[(staff_no, c.code, rule.id)] = line_meta
     # -- bounties won and not yet paid ------------------------------------------------------------
     bounty_ids = _bounty_lines(session, data, engine_lines, meta, campaign_ids)
     result = compute_statement(engine_lines, _budgets_left(session, data))
@@ -620,6 +647,8 @@ def _copy_line(row: dict[str, Any]) -> str:
                 if v.__class__ is Decimal
                 else (v.translate(_COPY_ESCAPES) if _COPY_SPECIAL.search(v) else v)
                 if v.__class__ is str
+                else str(v)
+                if v.__class__ is int
                 else _copy_field(v)
                 for v in map(row.get, _LINE_COLUMNS)
             ]

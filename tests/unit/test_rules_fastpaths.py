@@ -125,3 +125,44 @@ def test_copy_stream_round_trips_awkward_text(size: int) -> None:
         assert by_col["amount"] == "-12.50" and by_col["input"] == "3.0000"
         assert by_col["staff_id"] == str(row["staff_id"])
         assert by_col["explanation_zh"] is None and by_col["target"] is None
+
+
+def test_remembered_evaluations_are_what_evaluate_gives() -> None:
+    """``decide`` evaluates a rule once per distinct (value, target): every line is still evaluate's own."""
+    from appraisal.rules import RuleInputs, evaluate, parse_rules
+    from appraisal.runs import _Evaluations
+
+    rules = parse_rules(
+        [
+            {"id": "acc", "kind": "piece_rate", "measure": "accounts_opened", "rate": "20", "cap": "3000"},
+            {"id": "dep", "kind": "percentage", "measure": "new_deposits", "rate": "0.0015", "cap": "1200"},
+            {
+                "id": "vol",
+                "kind": "tiered",
+                "mode": "marginal",
+                "measure": "payroll_volume",
+                "brackets": [{"from": 0, "to": 100000, "rate": "0.001"}, {"from": 100000, "rate": "0.002"}],
+            },
+            {
+                "id": "bonus",
+                "kind": "attainment_bonus",
+                "measure": "accounts_opened",
+                "thresholds": [{"at": "1.0", "amount": "300"}, {"at": "1.2", "amount": "500"}],
+            },
+            {"id": "late", "kind": "penalty", "measure": "tasks_overdue", "rate": "20", "floor": "100"},
+            {"id": "miss", "kind": "penalty", "measure": "payroll_accounts", "below": "0.5", "amount": "50"},
+        ]
+    )
+    rng = random.Random(6)
+    values = ["0", "0.00", "1", "1.0", "2", "2.00", "-3", "150000", "150000.00", "99999.99", "12.345"]
+    targets = [None, "0", "5", "5.00", "5.000", "4.166666666666666666666666667", "250"]
+    for rule in rules:
+        remembered = _Evaluations(rule)
+        for _ in range(300):
+            value = Decimal(rng.choice(values))
+            target = rng.choice(targets)
+            target = None if target is None else Decimal(target)
+            got = remembered.evaluate(value, target)
+            want = evaluate(rule, RuleInputs(value=value, target=target))
+            assert got == want
+            assert got.to_dict() == want.to_dict()
