@@ -166,7 +166,11 @@ def test_ledger_invariants_under_random_sequences(session, union, factories) -> 
             assert all(n == 1 for _, n in counts)
 
     LedgerMachine.TestCase.settings = settings(
-        max_examples=12, stateful_step_count=10, deadline=None, suppress_health_check=list(HealthCheck)
+        max_examples=12,
+        stateful_step_count=10,
+        deadline=None,
+        suppress_health_check=list(HealthCheck),
+        derandomize=True,  # the same sequences every run: the "did real work" check cannot flake
     )
     run_state_machine_as_test(LedgerMachine, settings=LedgerMachine.TestCase.settings)
     assert _done.get("computed", 0) > 5 and _done.get("locked", 0) > 0, _done  # the sequences did real work
