@@ -336,7 +336,7 @@ def main(argv: list[str] | None = None) -> int:
         q = measure_queries(args.staff, args.queries, state["today"])  # type: ignore[arg-type]
         print(
             f"my queue (4 sections + counts): p50 {q['p50_ms']} ms, p99 {q['p99_ms']} ms; "
-            f"'today' section ORM p50 {q['orm_p50_ms']} ms vs bare SQL {q['bare_p50_ms']} ms: ratio {q['query_ratio']}"
+            f"'today' section (product path) p50 {q['orm_p50_ms']} ms vs bare SQL {q['bare_p50_ms']} ms: ratio {q['query_ratio']}"
         )
         cps = measure_completions(url, args.staff, args.completions, args.concurrency, state["today"])  # type: ignore[arg-type]
         print(f"API completions with a follow-up: {cps}/s with {args.concurrency} clients on loopback")
