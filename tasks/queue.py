@@ -152,10 +152,11 @@ def _cards_stmt(sections: tuple[str, ...], dialect: str) -> Select[Any]:
     def queued(*columns: Any) -> Select[Any]:
         return _base(*columns, owners=mine)
 
-    states = sorted(
-        {state for s in sections for state in ((TaskState.snoozed,) if s == "snoozed" else ACTIVE)}
-    )
-    customer_ids = queued(Task.customer_id).where(Task.state.in_(states)).distinct()
+    if len(sections) == len(SECTIONS):  # every queued task: one range of the queue index per owner
+        queued_filter = Task.state.in_((*ACTIVE, TaskState.snoozed))
+    else:
+        queued_filter = or_(*(_SECTION_FILTERS[s]() for s in sections))
+    customer_ids = queued(Task.customer_id).where(queued_filter).distinct()
     if dialect == "postgresql":
         # an index scan for an array of ids, whatever the planner guesses about their number
         wanted = Customer.id == any_(func.array(customer_ids.scalar_subquery()))
