@@ -119,7 +119,9 @@ def _suggestion(s: Any) -> SuggestionOut | None:
     return SuggestionOut(channel=s.channel, window=s.window, reason=s.reason, allowed=s.allowed)
 
 
-def _task_out(task: Task, item: queue.QueueItem | None = None, customer_name: str | None = None) -> TaskOut:
+def _task_out(
+    task: Task | queue.TaskCard, item: queue.QueueItem | None = None, customer_name: str | None = None
+) -> TaskOut:
     return TaskOut(
         id=task.id,
         kind=task.kind,
