@@ -927,6 +927,11 @@ def raise_dispute(
         raise RunError("this run is still computing: wait for the statement")
     if not (text_ or "").strip():
         raise RunError("text: say what is wrong with the line")
+    from org.sensitive import problem
+
+    refused = problem("text", text_)  # no card numbers, passwords or codes in a dispute (PII-02)
+    if refused:
+        raise RunError(f"text: {refused}")
     if category not in DISPUTE_CATEGORIES:
         raise RunError(f"category: one of {', '.join(DISPUTE_CATEGORIES)}, found {category!r}")
     dispute = Dispute(

@@ -333,6 +333,8 @@ def test_dispute_becomes_adjustment_in_next_month(session, example, month) -> No
     )
     with pytest.raises(runs.RunError, match="own statement"):
         runs.raise_dispute(session, line, u.m1, "not mine")
+    with pytest.raises(runs.RunError, match="text: this text seems to contain a bank card number"):
+        runs.raise_dispute(session, line, u.m2, "the account opened on card 4111 1111 1111 1111 is missing")
     dispute = runs.raise_dispute(session, line, u.m2, "one account of 10-28 is missing", "missing_result")
     session.commit()
     with pytest.raises(runs.RunError, match="adjustment"):
