@@ -13,17 +13,16 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from config.database import now_local
-from org.models import AuditLog, Role, Staff, StaffRole
+from org.models import AuditLog, Staff
 
 #: refused requests within an hour that make an alert
 REFUSAL_BURST = 10
 
 
 def _tell_admins(session: Session, text: str, link: str, key: str) -> None:
-    from tasks.notify import notify
+    from tasks.notify import notify_admins
 
-    for (admin_id,) in session.execute(select(StaffRole.staff_id).where(StaffRole.role == Role.admin).distinct()):
-        notify(session, admin_id, "security", text, link=link, key=key)
+    notify_admins(session, "security", text, link=link, key=key)
 
 
 def after_refusal(session: Session, staff_id: int) -> bool:

@@ -83,6 +83,18 @@ def notify(
         n.send(session, staff_id, kind, text, link, key)
 
 
+def notify_admins(
+    session: Session, kind: str, text: str, link: str | None = None, key: str | None = None
+) -> None:
+    """Tell every admin (security alerts, a broken audit chain, a parked job)."""
+    from org.models import Role, StaffRole
+
+    for (admin_id,) in session.execute(
+        select(StaffRole.staff_id).where(StaffRole.role == Role.admin).distinct()
+    ):
+        notify(session, admin_id, kind, text, link=link, key=key)
+
+
 def unread_count(session: Session, staff_id: int) -> int:
     return int(
         session.scalar(

@@ -77,25 +77,6 @@ def current_staff_id() -> int:
     return int(current_user.staff.id)
 
 
-def _audit_denied(roles: tuple[str, ...]) -> None:
-    """A refused page is worth a line in the audit log (RELIABILITY AUD-01, AUD-05)."""
-    from org.services import audit
-
-    db.session.rollback()
-    audit(
-        db.session,
-        current_staff_id(),
-        "access_denied",
-        "endpoint",
-        request.endpoint,
-        detail={"path": request.path, "method": request.method, "needs": list(roles)},
-    )
-    from org import watch
-
-    watch.after_refusal(db.session, current_staff_id())
-    db.session.commit()
-
-
 def roles_required(*roles: str) -> Callable[[F], F]:
     """View decorator: logged in and holding one of ``roles``, else 403."""
 
@@ -104,7 +85,10 @@ def roles_required(*roles: str) -> Callable[[F], F]:
         @login_required
         def inner(*args: Any, **kwargs: Any) -> Any:
             if not current_scope().has(*roles):
-                _audit_denied(roles)
+                from web.errors import audit_refusal
+
+                db.session.rollback()
+                audit_refusal(needs=list(roles))  # a refused page is a line in the audit log
                 abort(403)
             return view(*args, **kwargs)
 

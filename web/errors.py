@@ -24,8 +24,9 @@ def _error(status: int, title: str, message: str, extra: dict[str, Any] | None =
     return render_template("error.html", status=status, title=title, message=message), status
 
 
-def _audit_refusal(message: str) -> None:
-    """Write who was refused what (RELIABILITY AUD-01); never let the audit break the answer."""
+def audit_refusal(message: str | None = None, **detail: Any) -> None:
+    """Write who was refused what, and alert on a burst (RELIABILITY AUD-01, AUD-05); never let
+    the audit break the answer. ``detail`` adds to the path and method recorded."""
     from flask import g
     from flask_login import current_user
 
@@ -41,8 +42,8 @@ def _audit_refusal(message: str) -> None:
             "access_denied",
             "endpoint",
             request.endpoint,
-            reason=message[:300],
-            detail={"path": request.path, "method": request.method},
+            reason=message[:300] if message else None,
+            detail={"path": request.path, "method": request.method, **detail},
         )
         from org import watch
 
@@ -67,7 +68,7 @@ def init_app(app: Flask) -> None:
     @app.errorhandler(Forbidden)
     def _forbidden(exc: Forbidden) -> Any:
         response = _error(403, _("Not allowed"), str(exc))
-        _audit_refusal(str(exc))
+        audit_refusal(str(exc))
         return response
 
     @app.errorhandler(HTTPException)

@@ -82,15 +82,11 @@ def parked(session: Any) -> list[JobAttempt]:
 
 def _tell_admins(session: Any, row: JobAttempt) -> None:
     try:
-        from org.models import Role, StaffRole
-        from tasks.notify import notify
-    except ImportError:  # pragma: no cover - both ship with the product
+        from tasks.notify import notify_admins
+    except ImportError:  # pragma: no cover - it ships with the product
         return
     text = (
         f"Job {row.name} was stopped after {MAX_ATTEMPTS} runs that never finished (the worker died each "
         f"time); it will not run again by itself. Task id {row.task_id}."
     )
-    for (admin_id,) in session.execute(
-        select(StaffRole.staff_id).where(StaffRole.role == Role.admin).distinct()
-    ):
-        notify(session, admin_id, "job", text, key=f"poison:{row.task_id}")
+    notify_admins(session, "job", text, key=f"poison:{row.task_id}")
