@@ -929,7 +929,7 @@ def raise_dispute(
         raise RunError("text: say what is wrong with the line")
     from org.sensitive import problem
 
-    refused = problem("text", text_)  # no card numbers, passwords or codes in a dispute (PII-02)
+    refused = problem(text_)  # no card numbers, passwords or codes in a dispute (PII-02)
     if refused:
         raise RunError(f"text: {refused}")
     if category not in DISPUTE_CATEGORIES:

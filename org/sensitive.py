@@ -59,8 +59,8 @@ def findings(text: str | None, *, cards: bool = True) -> list[str]:
     return found
 
 
-def problem(field: str, text: str | None, *, cards: bool = True) -> str | None:
-    """A message for the error of ``field`` (the caller names the field), or None when ``text``
+def problem(text: str | None, *, cards: bool = True) -> str | None:
+    """The message for a refused ``text`` (the caller's error names the field), or None when it
     may be stored."""
     kinds = findings(text, cards=cards)
     if not kinds:

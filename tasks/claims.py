@@ -167,7 +167,7 @@ def submit(
         raise InputError("evidence", "give evidence: a note (receipt number, account number) or a photo")
     from org.sensitive import problem
 
-    refused = problem("evidence", evidence_text, cards=False)  # an account number is evidence
+    refused = problem(evidence_text, cards=False)  # an account number is evidence
     if refused:
         raise InputError("evidence", refused)
     today = clock.today()

@@ -124,7 +124,7 @@ class FollowUpInput:
             ("next_step", self.next_step),
             ("failure_reason", self.failure_reason),
         ):
-            refused = sensitive.problem(name, text)
+            refused = sensitive.problem(text)
             if refused:
                 raise InputError(name, refused)
 
@@ -251,7 +251,7 @@ def fail(session: Session, task: Task, actor_id: int, reason: str | None) -> Tas
     """in_progress → failed with a reason (an open task is started first); the reason is reported."""
     if not (reason or "").strip():
         raise InputError("reason", "a reason is required when a task fails")
-    refused = sensitive.problem("reason", reason)
+    refused = sensitive.problem(reason)
     if refused:
         raise InputError("reason", refused)
     if task.state == TaskState.open:
@@ -400,7 +400,7 @@ def book_appointment(
         raise InputError("at", f"{at:%Y-%m-%d %H:%M} is in the past")
     if not (purpose or "").strip():
         raise InputError("purpose", "say what the visit is for")
-    refused = sensitive.problem("purpose", purpose)
+    refused = sensitive.problem(purpose)
     if refused:
         raise InputError("purpose", refused)
     if customer.do_not_contact:
