@@ -152,6 +152,33 @@ class MonthData:
                     return value / heads if heads else None
         return None
 
+    def targets_for(
+        self, campaign: CampaignInfo, measure: str, staff_ids: list[int]
+    ) -> dict[int, Decimal | None]:
+        """:meth:`target` of each of ``staff_ids``, with each branch's split computed once (the same values)."""
+        entries = self.targets.get(campaign.id, {}).get(measure, [])
+        if not entries:
+            return dict.fromkeys(staff_ids)
+        own: dict[int, Decimal] = {}
+        for target_staff, _branch, value, _split, _weights in entries:
+            if target_staff is not None:
+                own.setdefault(target_staff, value)  # the first own target, as target() finds it
+        by_branch: dict[int, Decimal | None] = {}
+        out: dict[int, Decimal | None] = {}
+        for sid in staff_ids:
+            if sid in own:
+                out[sid] = own[sid]
+                continue
+            branch_id = self.staff[sid].branch_id
+            if branch_id not in by_branch:
+                first = next((e for e in entries if e[0] is None and e[1] == branch_id), None)
+                if first is not None and first[3] == "by_weight" and first[4]:
+                    out[sid] = self.target(sid, campaign, measure)  # by weight: each staff member's own share
+                    continue
+                by_branch[branch_id] = self.target(sid, campaign, measure)  # by headcount: the branch's share
+            out[sid] = by_branch[branch_id]
+        return out
+
     def attainment(self, staff_id: int, campaign: CampaignInfo, measure: str) -> Decimal | None:
         target = self.target(staff_id, campaign, measure)
         if not target:

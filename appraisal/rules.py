@@ -1174,7 +1174,7 @@ def compute_statement(
             if old <= 0:
                 continue
             new = new_amounts[(sl.staff_no, sl.line.rule_id)]
-            final[sl.key] = replace(sl, line=_scaled_line(sl.line, old, new, budget, positive_sum))
+            final[sl.key] = replace(sl, line=scaled_line(sl.line, old, new, budget, positive_sum))
 
     result_lines = tuple(final[key] for key in sorted(final))
     totals: dict[str, list[Decimal]] = {}
@@ -1199,7 +1199,7 @@ def _sum_checked_fen(amounts: list[Decimal]) -> Decimal:
     return total.quantize(FEN, context=MONEY_CONTEXT)
 
 
-def _scaled_line(line: Line, old: Decimal, new: Decimal, budget: Decimal, positive_sum: Decimal) -> Line:
+def scaled_line(line: Line, old: Decimal, new: Decimal, budget: Decimal, positive_sum: Decimal) -> Line:
     """Return the line scaled to the budget, its explanation extended with the scaling arithmetic."""
     exact = MONEY_CONTEXT.divide(MONEY_CONTEXT.multiply(old, budget), positive_sum)
     budget_text, sum_text = _money(budget), _money(positive_sum)

@@ -16,9 +16,9 @@ Other entry points: :func:`begin_run` (commit a ``computing`` run before a long 
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import hashlib
 import json
-import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -30,7 +30,7 @@ from sqlalchemy.orm import Session
 
 from appraisal.ledger import MonthError, locked_scopes, month_bounds, month_of, parse_month
 from appraisal.machine import dispute_workflow, run_workflow
-from appraisal.measures import MonthData, gather
+from appraisal.measures import STAFF_MEASURES, MonthData, gather
 from appraisal.models import (
     DISPUTE_CATEGORIES,
     Dispute,
@@ -40,20 +40,21 @@ from appraisal.models import (
     RunState,
     StatementLine,
 )
+from appraisal.money import as_decimal, scale_to_budget, sum_fen
 from appraisal.rules import (
     MEASURES,
+    BudgetScaling,
     Line,
     MeasureUnit,
     Rule,
     RuleErrors,
     RuleInputs,
     RuleKind,
-    compute_statement,
     evaluate,
     evaluate_group,
     parse_rules,
+    scaled_line,
 )
-from appraisal.rules import StatementLine as EngineLine
 from appraisal.scorecard import current_weights, score_month
 from config import clock
 from org.models import Branch, Staff
@@ -73,7 +74,7 @@ class RunError(ValueError):
 class Computed:
     """The lines of a run before they are written (rows for ``statement_line``) and its totals."""
 
-    rows: list[dict[str, Any]]
+    rows: list[Row]
     total: Decimal
     totals: dict[str, Any]
     rule_versions: dict[str, int]
@@ -201,8 +202,8 @@ def write_run(session: Session, prepared: Prepared, actor_id: int | None = None)
     if prepared.run_id not in (None, run.id):  # pragma: no cover - the unique (month, scope) forbids it
         raise RunError(f"the run of {month} changed while it was computed; run it again")
     session.execute(delete(StatementLine).where(StatementLine.run_id == run.id))
-    rows = [dict(row, run_id=run.id) for row in computed.rows]
-    insert_lines(session, rows)
+    rows = computed.rows
+    insert_lines(session, run.id, rows)
     if computed.dispute_ids:
         session.execute(
             update(Dispute).where(Dispute.id.in_(computed.dispute_ids)).values(applied_run_id=run.id)
@@ -308,39 +309,135 @@ def _what_if(rule: Rule, value: Decimal, target: Decimal | None, amount: Decimal
     return evaluate(rule, RuleInputs(value=value + step, target=target)).amount - amount
 
 
+_json_text = json.encoder.encode_basestring  # type: ignore[attr-defined]  # json.dumps of a str, ensure_ascii=False
+
+
+class _Tail:
+    """What one evaluated line writes after its staff member and campaign, ready for COPY, SQLite and the hash.
+
+    Every staff member with the same evaluated line (same rule, inputs and amount) shares one
+    ``_Tail``: its columns are formatted once, not once per staff member.
+    """
+
+    __slots__ = ("line", "version", "dispute_id", "amount", "rule_id", "values", "copy", "canon")
+
+    def __init__(self, line: Line, version: int | None, dispute_id: int | None = None) -> None:
+        self.line, self.version, self.dispute_id = line, version, dispute_id
+        self.amount, self.rule_id = line.amount, line.rule_id
+        value = _fig(line.value)
+        #: in _TAIL_COLUMNS order, as the database stores them
+        self.values: tuple[Any, ...] = (
+            line.rule_id,
+            version,
+            line.kind.value if isinstance(line.kind, RuleKind) else line.kind,
+            line.measure,
+            value,
+            _fig(line.target),
+            line.computed,
+            line.amount,
+            line.limited_by,
+            line.budget_scaled_from,
+            None,  # what_if: computed when a statement is shown (runs.what_if)
+            line.formula,
+            line.explanation,
+            line.explanation_zh,
+            dispute_id,
+        )
+        self.copy = "\t".join(map(_copy_field, self.values))
+        canon = [line.rule_id, self.values[2], line.measure, None if value is None else f"{value:f}"]
+        canon += [f"{line.amount:.2f}", line.explanation]
+        # what json.dumps(…, ensure_ascii=False) writes for each item (all are text or None)
+        self.canon = ", ".join("null" if v is None else _json_text(v) for v in canon)
+
+    def sqlite_values(self) -> tuple[Any, ...]:
+        return tuple(f"{v:f}" if v.__class__ is Decimal else v for v in self.values)
+
+
 class _Evaluations:
     """``evaluate`` of one rule, remembered by input: the same (value, target) gives the same line.
 
     :func:`appraisal.rules.evaluate` is a pure function of the rule and its inputs and a
     :class:`~appraisal.rules.Line` is immutable, so staff members with the same result and target
     (most counts: a few hundred distinct values among thousands of staff) share one evaluated
-    line. Inputs are keyed by their exact text, so 2 and 2.00 are evaluated separately and every
-    line is exactly what ``evaluate`` gives for its own inputs.
+    line, and its formatted columns (:class:`_Tail`). Inputs are keyed by their exact text, so 2
+    and 2.00 are evaluated separately and every line is exactly what ``evaluate`` gives for its
+    own inputs.
     """
 
-    __slots__ = ("_rule", "_seen")
+    __slots__ = ("_rule", "_version", "seen")
 
-    def __init__(self, rule: Rule) -> None:
+    def __init__(self, rule: Rule, version: int | None = None) -> None:
         self._rule = rule
-        self._seen: dict[tuple[str, str | None], Line] = {}
+        self._version = version
+        #: (value text, target text) -> the evaluated line's tail
+        self.seen: dict[tuple[str, str | None], _Tail] = {}
 
     def evaluate(self, value: Decimal, target: Decimal | None) -> Line:
+        return self.tail(value, target).line
+
+    def tail(self, value: Decimal, target: Decimal | None) -> _Tail:
         key = (str(value), None if target is None else str(target))
-        line = self._seen.get(key)
-        if line is None:
-            line = self._seen[key] = evaluate(self._rule, RuleInputs(value=value, target=target))
-        return line
+        tail = self.seen.get(key)
+        if tail is None:
+            line = evaluate(self._rule, RuleInputs(value=value, target=target))
+            tail = self.seen[key] = _Tail(line, self._version)
+        return tail
+
+
+#: One line of a run before it is written: (staff_no, campaign code, rule_id, staff_id, branch_id,
+#: campaign_id, tail). Sorting these tuples orders a run's lines by staff_no, campaign and rule.
+Row = tuple[str, str, str, int, int, "int | None", _Tail]
+
+
+def _participants(data: MonthData) -> dict[int, list[int]]:
+    """Each campaign's participants (:meth:`MonthData.participants`), reading the measures once for all campaigns."""
+    with_results: dict[int, set[int]] = {}
+    for (sid, cid), values in data.measures.items():
+        if any(values.values()):
+            with_results.setdefault(cid, set()).add(sid)
+    managers = [s for s in data.staff.values() if s.is_manager and s.status != "departed"]
+    staff = data.staff
+    out: dict[int, list[int]] = {}
+    for c in data.campaigns:
+        ids = {s.id for s in managers if c.all_branches or s.branch_id in c.branch_ids}
+        ids |= with_results.get(c.id, set())
+        ids &= staff.keys()
+        out[c.id] = sorted(ids, key=lambda sid: staff[sid].staff_no)
+    return out
 
 
 def decide(session: Session, data: MonthData, run_id: int | None) -> Computed:
-    """Evaluate every rule over the aggregates; a few reads (budgets, disputes, bounties), no writes."""
-    staff_by_no = {s.staff_no: s for s in data.staff.values()}
-    engine_lines: list[EngineLine] = []
-    meta: dict[tuple[str, str, str], dict[str, Any]] = {}
+    """Evaluate every rule over the aggregates (:func:`_decide`), the cyclic garbage collector paused.
+
+    Deciding allocates a few hundred thousand small objects and frees none of them until it
+    returns, and none form cycles, so the collector's full passes over them would find nothing.
+    """
+    paused = gc.isenabled()
+    gc.disable()
+    try:
+        return _decide(session, data, run_id)
+    finally:
+        if paused:
+            gc.enable()
+
+
+def _decide(session: Session, data: MonthData, run_id: int | None) -> Computed:
+    """Evaluate every rule over the aggregates; a few reads (budgets, disputes, bounties), no writes.
+
+    The lines are what :func:`appraisal.rules.compute_statement` gives for the evaluated lines
+    (steps 3–5 of PRODUCT.md §6), computed without one object per line: each rule is evaluated
+    once per distinct input (:class:`_Evaluations`), each staff member's line refers to that
+    shared result, and only lines scaled to a campaign's budget get their own.
+    ``tests/unit/test_rules_fastpaths.py`` checks the two against each other.
+    """
+    staff = data.staff
     scores = None
     rule_versions: dict[str, int] = {}
     campaign_ids: dict[str, int | None] = {NO_CAMPAIGN: None}
-    targets_of: dict[tuple[int, str], dict[int, Decimal | None]] = {}
+    #: (campaign, measure) -> staff_id -> (target, its text): rules on one measure share targets
+    targets_of: dict[tuple[int, str], dict[int, tuple[Decimal | None, str | None]]] = {}
+    by_code: dict[str, list[Row]] = {}  # every line of each campaign (budgets scale a campaign's lines)
+    participants_of = _participants(data)
     for c in data.campaigns:
         campaign_ids[c.code] = c.id
         rule_versions[c.code] = c.rule_version
@@ -348,7 +445,9 @@ def decide(session: Session, data: MonthData, run_id: int | None) -> Computed:
             rules = parse_rules(c.rules, path=f"campaign {c.code} rules")
         except RuleErrors as exc:
             raise RunError(str(exc)) from None
-        participants = data.participants(c)
+        participants = participants_of[c.id]
+        out = by_code.setdefault(c.code, [])
+        code, cid = c.code, c.id
         for rule in rules:
             if rule.kind is RuleKind.BOUNTY:
                 continue  # bounties are paid from posted bounties (below)
@@ -356,93 +455,58 @@ def decide(session: Session, data: MonthData, run_id: int | None) -> Computed:
                 if scores is None:
                     scores = score_month(data, current_weights(session))
                 inputs = {
-                    data.staff[sid].staff_no: RuleInputs(
-                        value=scores[sid].score if sid in scores else Decimal(0)
-                    )
+                    staff[sid].staff_no: RuleInputs(value=scores[sid].score if sid in scores else Decimal(0))
                     for sid in participants
                 }
+                by_no = {staff[sid].staff_no: sid for sid in participants}
                 for staff_no, line in evaluate_group(rule, inputs).items():
-                    engine_lines.append(EngineLine(staff_no, c.code, line))
-                    meta[(staff_no, c.code, rule.id)] = {"version": c.rule_version, "what_if": None}
+                    sid = by_no[staff_no]
+                    out.append(
+                        (staff_no, code, rule.id, sid, staff[sid].branch_id, cid, _Tail(line, c.rule_version))
+                    )
                 continue
             # with no result, only a fixed penalty below a threshold can give a line (step 3)
             pays_at_zero = rule.kind is RuleKind.PENALTY and rule.below is not None
             measure = rule.measure or ""
-            targets = targets_of.setdefault((c.id, measure), {})  # rules on one measure share targets
-            line_meta = {"version": c.rule_version, "what_if": None}  # read only: shared by the rule's lines
-            rule_lines = _Evaluations(rule)
+            targets = targets_of.get((c.id, measure))
+            if targets is None:  # rules on one measure share targets
+                targets = targets_of[(c.id, measure)] = {
+                    sid: (t, None if t is None else str(t))
+                    for sid, t in data.targets_for(c, measure, participants).items()
+                }
+            rule_lines = _Evaluations(rule, c.rule_version)
+            seen = rule_lines.seen  # looked up inline: this loop runs once per line
+            rule_id = rule.id
+            own_measure = measure in STAFF_MEASURES
             for sid in participants:
-                value = data.value(sid, c.id, measure)
+                value = (
+                    data.value(sid, cid, measure)
+                    if own_measure
+                    else data.measures.get((sid, cid), _NO_MEASURES).get(measure, _ZERO)
+                )
                 if value == 0 and not pays_at_zero:
                     continue  # nothing to say: no result and no deduction
-                if sid in targets:
-                    target = targets[sid]
-                else:
-                    target = targets[sid] = data.target(sid, c, measure)
-                line = rule_lines.evaluate(value, target)
-                if line.amount == 0 and value == 0:
+                known = targets[sid]
+                tail = seen.get((str(value), known[1]))
+                if tail is None:
+                    tail = rule_lines.tail(value, known[0])
+                if tail.amount == 0 and value == 0:
                     continue
-                staff_no = data.staff[sid].staff_no
-                engine_lines.append(EngineLine(staff_no, c.code, line))
-                meta[(staff_no, c.code, rule.id)] = line_meta
+                s = staff[sid]
+                out.append((s.staff_no, code, rule_id, sid, s.branch_id, cid, tail))
     # -- bounties won and not yet paid ------------------------------------------------------------
-    bounty_ids = _bounty_lines(session, data, engine_lines, meta, campaign_ids)
-    result = compute_statement(engine_lines, _budgets_left(session, data))
-    del engine_lines  # the statement holds the final lines; keep one copy in memory
-    scaled = result.scaled
-
-    rows: list[dict[str, Any]] = []
-    for sl in result.lines:
-        staff = staff_by_no[sl.staff_no]
-        line = sl.line
-        m = meta[(sl.staff_no, sl.campaign, line.rule_id)]
-        rows.append(
-            {
-                "staff_id": staff.id,
-                "branch_id": staff.branch_id,
-                "campaign_id": campaign_ids.get(sl.campaign),
-                "rule_id": line.rule_id,
-                "rule_version": m["version"],
-                "kind": line.kind.value,
-                "measure": line.measure,
-                "input": _fig(line.value),
-                "target": _fig(line.target),
-                "computed": line.computed,
-                "amount": line.amount,
-                "limited_by": line.limited_by,
-                "budget_scaled_from": line.budget_scaled_from,
-                "what_if": m["what_if"],
-                "formula": line.formula,
-                "explanation": line.explanation,
-                "explanation_zh": line.explanation_zh,
-                "dispute_id": None,
-            }
-        )
-    del result
-    dispute_ids = _adjustment_lines(session, data, run_id, rows)
+    bounty_ids = _bounty_lines(session, data, by_code, campaign_ids)
+    scaled = _scale_to_budgets(by_code, _budgets_left(session, data))
+    rows: list[Row] = [row for lines in by_code.values() for row in lines]
+    del by_code
     codes = {cid: code for code, cid in campaign_ids.items() if cid is not None}
-    first_code: dict[int, str] = {}  # what _code_of gives, without a scan per line
-    for code, cid in campaign_ids.items():
-        if cid is not None:
-            first_code.setdefault(cid, code)
-    staff = data.staff
-    rows.sort(
-        key=lambda r: (
-            staff[r["staff_id"]].staff_no,
-            NO_CAMPAIGN if r["campaign_id"] is None else first_code.get(r["campaign_id"], NO_CAMPAIGN),
-            r["rule_id"],
-        )
-    )
-    # every amount is already a whole number of fen: plain Decimal sums are exact
-    total = sum((r["amount"] for r in rows), Decimal("0.00"))
-    by_branch: dict[str, list[Decimal]] = {}
-    by_campaign: dict[str, list[Decimal]] = {}
-    for r in rows:
-        by_branch.setdefault(data.staff[r["staff_id"]].branch_code, []).append(r["amount"])
-        by_campaign.setdefault(codes.get(r["campaign_id"], NO_CAMPAIGN), []).append(r["amount"])
+    dispute_ids = _adjustment_lines(session, data, run_id, rows, codes)
+    rows.sort()
+    by_branch, by_campaign, result_hash = _summarise(rows, {sid: s.branch_code for sid, s in staff.items()})
+    total = sum(by_branch.values(), Decimal("0.00"))
     totals = {
-        "branches": {k: str(sum(v, Decimal("0.00"))) for k, v in sorted(by_branch.items())},
-        "campaigns": {k: str(sum(v, Decimal("0.00"))) for k, v in sorted(by_campaign.items())},
+        "branches": {k: str(v) for k, v in sorted(by_branch.items())},
+        "campaigns": {k: str(v) for k, v in sorted(by_campaign.items())},
         "scaled": {
             k: {"budget_left": str(s.budget_left), "positive_sum": str(s.positive_sum)}
             for k, s in scaled.items()
@@ -453,20 +517,86 @@ def decide(session: Session, data: MonthData, run_id: int | None) -> Computed:
         total=total,
         totals=totals,
         rule_versions=rule_versions,
-        staff_count=len({r["staff_id"] for r in rows}),
-        result_hash=_hash(rows, data, campaign_ids),
+        staff_count=len({row[3] for row in rows}),
+        result_hash=result_hash,
         dispute_ids=dispute_ids,
         bounty_ids=bounty_ids,
     )
 
 
-def _code_of(campaign_ids: dict[str, int | None], campaign_id: int | None) -> str:
-    if campaign_id is None:
-        return NO_CAMPAIGN
-    for code, cid in campaign_ids.items():
-        if cid == campaign_id:
-            return code
-    return NO_CAMPAIGN
+def _summarise(
+    rows: list[Row], branch_of: dict[int, str]
+) -> tuple[dict[str, Decimal], dict[str, Decimal], str]:
+    """Totals by branch and by campaign, and the result hash, in one pass over the sorted lines.
+
+    The hash is SHA-256 over the JSON of every line's canonical values (staff_no, campaign,
+    rule, kind, measure, input, amount, explanation): the same inputs give the same hash, in any
+    database. The JSON text is written piece by piece (each shared tail's part once) and is the
+    very text ``json.dumps(lines, ensure_ascii=False)`` gives.
+    """
+    # every amount is already a whole number of fen: plain Decimal sums are exact
+    by_branch: dict[str, Decimal] = {}
+    by_campaign: dict[str, Decimal] = {}
+    digest = hashlib.sha256(b"[")
+    heads: dict[tuple[str, str], str] = {}
+    sep = ""
+    for staff_no, code, _rule, sid, _bid, _cid, tail in rows:
+        amount = tail.amount
+        branch = branch_of[sid]
+        by_branch[branch] = by_branch.get(branch, _ZERO_FEN) + amount
+        by_campaign[code] = by_campaign.get(code, _ZERO_FEN) + amount
+        head = heads.get((staff_no, code))
+        if head is None:
+            head = heads[(staff_no, code)] = f"[{_json_text(staff_no)}, {_json_text(code)}, "
+        digest.update(f"{sep}{head}{tail.canon}]".encode())
+        sep = ", "
+    digest.update(b"]")
+    return by_branch, by_campaign, digest.hexdigest()
+
+
+_ZERO = Decimal(0)
+_ZERO_FEN = Decimal("0.00")
+_NO_MEASURES: dict[str, Decimal] = {}
+
+
+def _scale_to_budgets(
+    by_code: dict[str, list[Row]], budgets_left: dict[str, Decimal | None]
+) -> dict[str, BudgetScaling]:
+    """Step 4 of §6 on each campaign's lines, in place: what :func:`appraisal.rules.compute_statement` does.
+
+    A campaign whose positive lines sum to more than its budget left has them scaled by
+    :func:`appraisal.money.scale_to_budget` (ties: lower staff_no, then rule id); each scaled line
+    gets its own explanation (:func:`appraisal.rules.scaled_line`), shared by lines with the same
+    evaluated line and the same scaled amount.
+    """
+    scaled: dict[str, BudgetScaling] = {}
+    for code in sorted(by_code):
+        budget = budgets_left.get(code)
+        if budget is None:
+            continue
+        budget = max(as_decimal(budget, f"budget left of {code}"), Decimal("0.00"))
+        lines = by_code[code]
+        positive_sum = sum_fen(row[6].amount for row in lines if row[6].amount > 0)
+        if positive_sum <= budget:
+            continue
+        scaled[code] = BudgetScaling(code, budget, positive_sum)
+        lines.sort()
+        new_amounts = scale_to_budget([((row[0], row[2]), row[6].amount) for row in lines], budget)
+        made: dict[tuple[_Tail, Decimal], _Tail] = {}  # keyed by the tail itself (identity)
+        for i, row in enumerate(lines):
+            tail = row[6]
+            old = tail.amount
+            if old <= 0:
+                continue
+            new = new_amounts[(row[0], row[2])]
+            key = (tail, new)
+            new_tail = made.get(key)
+            if new_tail is None:
+                new_tail = made[key] = _Tail(
+                    scaled_line(tail.line, old, new, budget, positive_sum), tail.version, tail.dispute_id
+                )
+            lines[i] = (*row[:6], new_tail)
+    return scaled
 
 
 def _fig(value: Decimal | None) -> Decimal | None:
@@ -476,32 +606,10 @@ def _fig(value: Decimal | None) -> Decimal | None:
 _FIG = Decimal("0.0001")
 
 
-def _hash(rows: list[dict[str, Any]], data: MonthData, campaign_ids: dict[str, int | None]) -> str:
-    """SHA-256 over the canonical lines: the same inputs give the same hash, in any database."""
-    codes = {cid: code for code, cid in campaign_ids.items() if cid is not None}
-    canon = [
-        [
-            data.staff[r["staff_id"]].staff_no,
-            codes.get(r["campaign_id"], NO_CAMPAIGN),
-            r["rule_id"],
-            r["kind"],
-            r["measure"],
-            None if r["input"] is None else f"{r['input']:f}",
-            f"{r['amount']:.2f}",
-            r["explanation"],
-        ]
-        for r in rows
-    ]
-    return hashlib.sha256(json.dumps(canon, ensure_ascii=False).encode()).hexdigest()
-
-
 def _bounty_lines(
-    session: Session,
-    data: MonthData,
-    engine_lines: list[EngineLine],
-    meta: dict[tuple[str, str, str], dict[str, Any]],
-    campaign_ids: dict[str, int | None],
+    session: Session, data: MonthData, by_code: dict[str, list[Row]], campaign_ids: dict[str, int | None]
 ) -> list[int]:
+    """A line for each bounty won and not yet paid, under its campaign (or none, when not a campaign of the month)."""
     try:
         from campaigns.bounty_models import Bounty  # type: ignore[import-not-found]
     except ImportError:  # pragma: no cover - before the bounty issue
@@ -516,11 +624,20 @@ def _bounty_lines(
         code = codes.get(campaign_id, NO_CAMPAIGN)
         campaign_ids.setdefault(code, campaign_id if code != NO_CAMPAIGN else None)
         rule = Rule(id=f"bounty-{bounty_id}", kind=RuleKind.BOUNTY, amount=Decimal(amount))
-        staff_no = data.staff[winner_id].staff_no
-        for no, line in evaluate_group(rule, {staff_no: RuleInputs(share=Decimal(1))}).items():
+        winner = data.staff[winner_id]
+        for no, line in evaluate_group(rule, {winner.staff_no: RuleInputs(share=Decimal(1))}).items():
             line = _with_title(line, title)
-            engine_lines.append(EngineLine(no, code, line))
-            meta[(no, code, line.rule_id)] = {"version": None, "what_if": None}
+            by_code.setdefault(code, []).append(
+                (
+                    no,
+                    code,
+                    line.rule_id,
+                    winner.id,
+                    winner.branch_id,
+                    campaign_ids.get(code),
+                    _Tail(line, None),
+                )
+            )
         ids.append(bounty_id)
     return ids
 
@@ -534,7 +651,7 @@ def _with_title(line: Any, title: str) -> Any:
 
 
 def _adjustment_lines(
-    session: Session, data: MonthData, run_id: int | None, rows: list[dict[str, Any]]
+    session: Session, data: MonthData, run_id: int | None, rows: list[Row], codes: dict[int, str]
 ) -> list[int]:
     """Accepted disputes of earlier months not yet paid (or paid by this very run): one line each."""
     cond = Dispute.applied_run_id.is_(None)
@@ -559,27 +676,29 @@ def _adjustment_lines(
             continue
         staff = data.staff[staff_id]
         amount = Decimal(adjustment).quantize(Decimal("0.01"))
+        line = Line(
+            rule_id=f"adjustment-{d_id}",
+            kind="adjustment",  # type: ignore[arg-type]  # not a rule kind: stored as text
+            measure=None,
+            value=None,
+            target=None,
+            computed=amount,
+            amount=amount,
+            formula="accepted dispute",
+            explanation=f"adjustment for dispute #{d_id} on {month} line {rule_id}: {amount:.2f} ({answer or ''})",
+            explanation_zh=f"申诉 #{d_id} 调整（{month} {rule_id}）：{amount:.2f}（{answer or ''}）",
+        )
+        code = NO_CAMPAIGN if campaign_id is None else codes.get(campaign_id, NO_CAMPAIGN)
         rows.append(
-            {
-                "staff_id": staff_id,
-                "branch_id": staff.branch_id,
-                "campaign_id": campaign_id,
-                "rule_id": f"adjustment-{d_id}",
-                "rule_version": None,
-                "kind": "adjustment",
-                "measure": None,
-                "input": None,
-                "target": None,
-                "computed": amount,
-                "amount": amount,
-                "limited_by": None,
-                "budget_scaled_from": None,
-                "what_if": None,
-                "formula": "accepted dispute",
-                "explanation": f"adjustment for dispute #{d_id} on {month} line {rule_id}: {amount:.2f} ({answer or ''})",
-                "explanation_zh": f"申诉 #{d_id} 调整（{month} {rule_id}）：{amount:.2f}（{answer or ''}）",
-                "dispute_id": d_id,
-            }
+            (
+                staff.staff_no,
+                code,
+                line.rule_id,
+                staff_id,
+                staff.branch_id,
+                campaign_id,
+                _Tail(line, None, d_id),
+            )
         )
         found.append(d_id)
     return found
@@ -588,11 +707,8 @@ def _adjustment_lines(
 # ---------------------------------------------------------------------------------------------
 # Writing lines: one statement, whatever the number of lines
 
-_LINE_COLUMNS = (
-    "run_id",
-    "staff_id",
-    "branch_id",
-    "campaign_id",
+#: The columns of a line after its staff member and campaign (:class:`_Tail`, in this order).
+_TAIL_COLUMNS = (
     "rule_id",
     "rule_version",
     "kind",
@@ -609,18 +725,13 @@ _LINE_COLUMNS = (
     "explanation_zh",
     "dispute_id",
 )
-
-
-def _row_values(rows: list[dict[str, Any]]) -> Any:
-    """Each row as a tuple in ``_LINE_COLUMNS`` order, Decimals as exact text (one generator, no second list)."""
-    for r in rows:
-        yield tuple(f"{v:f}" if (v := r.get(c)).__class__ is Decimal else v for c in _LINE_COLUMNS)
-
+_LINE_COLUMNS = ("run_id", "staff_id", "branch_id", "campaign_id", *_TAIL_COLUMNS)
 
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
 
 def _copy_field(value: Any) -> str:
+    """One value in PostgreSQL's COPY text format."""
     if value is None:
         return "\\N"
     if isinstance(value, str):
@@ -633,35 +744,15 @@ def _copy_field(value: Any) -> str:
     return str(value)
 
 
-_COPY_SPECIAL = re.compile(r"[\\\t\n\r]")
-
-
-def _copy_line(row: dict[str, Any]) -> str:
-    """One row in COPY text format (what ``_copy_field`` gives for each column, inlined: this runs per line)."""
-    return (
-        "\t".join(
-            [
-                "\\N"
-                if v is None
-                else f"{v:f}"
-                if v.__class__ is Decimal
-                else (v.translate(_COPY_ESCAPES) if _COPY_SPECIAL.search(v) else v)
-                if v.__class__ is str
-                else str(v)
-                if v.__class__ is int
-                else _copy_field(v)
-                for v in map(row.get, _LINE_COLUMNS)
-            ]
-        )
-        + "\n"
-    )
-
-
 class _CopyStream:
     """A read-only text file over the COPY rows, produced as psycopg2 reads (never the whole payload in memory)."""
 
-    def __init__(self, rows: list[dict[str, Any]]) -> None:
-        self._lines = map(_copy_line, rows)
+    def __init__(self, run_id: int, rows: list[Row]) -> None:
+        prefix, null = f"{run_id}\t", "\\N"
+        self._lines = (
+            f"{prefix}{sid}\t{bid}\t{null if cid is None else cid}\t{tail.copy}\n"
+            for _no, _code, _rule, sid, bid, cid, tail in rows
+        )
         self._buffer = ""
 
     def read(self, size: int = -1) -> str:
@@ -683,8 +774,8 @@ class _CopyStream:
         return self.read(size)
 
 
-def insert_lines(session: Session, rows: list[dict[str, Any]]) -> None:
-    """Insert statement lines with ONE statement: PostgreSQL ``COPY … FROM STDIN`` (streamed), SQLite one executemany."""
+def insert_lines(session: Session, run_id: int, rows: list[Row]) -> None:
+    """Insert a run's lines with ONE statement: PostgreSQL ``COPY … FROM STDIN`` (streamed), SQLite one executemany."""
     if not rows:
         return
     cols = ", ".join(_LINE_COLUMNS)
@@ -695,15 +786,19 @@ def insert_lines(session: Session, rows: list[dict[str, Any]]) -> None:
         with raw.cursor() as cur:
             cur.copy_expert(
                 f"COPY statement_line ({cols}) FROM STDIN",  # fixed column names
-                _CopyStream(rows),
+                _CopyStream(run_id, rows),
                 size=1 << 16,
             )
     else:
         # SQLite: one executemany of plain tuples (amounts as exact decimal text; NUMERIC affinity stores them)
         marks = ", ".join("?" for _ in _LINE_COLUMNS)
+        values: dict[_Tail, tuple[Any, ...]] = {}  # each shared tail formatted once
+        for tail in (row[6] for row in rows):
+            if tail not in values:
+                values[tail] = tail.sqlite_values()
         session.connection().exec_driver_sql(
             f"INSERT INTO statement_line ({cols}) VALUES ({marks})",  # noqa: S608 - fixed column names
-            list(_row_values(rows)),
+            [(run_id, sid, bid, cid, *values[tail]) for _no, _code, _rule, sid, bid, cid, tail in rows],
         )
 
 
