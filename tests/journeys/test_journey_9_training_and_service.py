@@ -50,7 +50,19 @@ def branch_rows(html: str, branch: str) -> list[dict[str, str]]:
     return sorted(rows, key=lambda r: int(r["rank"]))
 
 
-def test_journey_9_staff_school_and_a_complaint_move_the_branch_ranking(client, session, union):
+def _on_a_day_with_a_monday_behind_it(monkeypatch) -> None:  # noqa: ANN001
+    """The journey needs this month's Monday school to have been held already: in the first days
+    of a month that begins after a Monday (e.g. Tuesday the 1st), move the union's clock forward to
+    the month's first Monday (forward only, so everything the fixtures made is still in the past)."""
+    real = clock.now()
+    if (real.date() - dt.timedelta(days=real.weekday())).month == real.month:
+        return
+    shifted = real + dt.timedelta(days=(7 - real.weekday()) % 7)
+    monkeypatch.setattr(clock, "now", lambda: shifted)
+
+
+def test_journey_9_staff_school_and_a_complaint_move_the_branch_ranking(client, session, union, monkeypatch):
+    _on_a_day_with_a_monday_behind_it(monkeypatch)
     u = union
     today = clock.today()
     month = ledger.month_of(today)
