@@ -142,11 +142,17 @@ def main() -> None:
             print(f"{len(rows):,} total rows in the month", file=sys.stderr)
         finally:
             raw.close()
+        from appraisal.ledger import check_totals
+
+        with db.transaction() as session:
+            t0 = time.perf_counter()
+            assert check_totals(session, month) == []
+            check_s = time.perf_counter() - t0
         c, n = statistics.median(with_t), statistics.median(without_t)
         ge, gt = statistics.median(times["events"]), statistics.median(times["totals"])
         print(
             f"COPY {args.events:,} events: {c:.2f}s with the trigger, {n:.2f}s without (overhead {c / n - 1:+.0%}); "
-            f"month read: GROUP BY events {ge:.3f}s, ledger_total {gt:.3f}s",
+            f"month read: GROUP BY events {ge:.3f}s, ledger_total {gt:.3f}s; check_totals of the month {check_s:.2f}s",
             file=sys.stderr,
         )
         print(
@@ -160,6 +166,7 @@ def main() -> None:
                     "overhead": round(c / n - 1, 3),
                     "group_by_events_s": round(ge, 3),
                     "read_totals_s": round(gt, 3),
+                    "check_month_s": round(check_s, 2),
                 }
             )
         )

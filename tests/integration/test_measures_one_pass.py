@@ -17,7 +17,7 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import and_, event, func, select, type_coerce
 
-from appraisal import ledger, measures
+from appraisal import ledger, measures, runs
 from appraisal.models import LedgerEvent
 from campaigns.models import Assignment, Campaign
 from config import clock
@@ -249,6 +249,14 @@ def test_one_read_of_the_events_when_every_event_names_its_campaign(session, uni
     assert data.measures[(u.m1.id, camp.id)]["accounts_opened"] == 4
     assert data.measures[(u.m2.id, camp.id)]["payroll_volume"] == D("24.68")
     assert data.staff_measures[u.m1.id]["complaints"] == 2
+    # the whole run (read, decide, write) does not read the events either
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        run = runs.compute_run(session, month)
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+    assert seen == []
+    assert run.state == "computed" and run.line_count > 0
 
 
 def test_events_are_read_only_for_campaigns_cutting_the_month(session, union, factories) -> None:  # noqa: ANN001
