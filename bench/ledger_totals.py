@@ -140,6 +140,13 @@ def main() -> None:
                     times[label].append(time.perf_counter() - t0)
                 raw.commit()
             print(f"{len(rows):,} total rows in the month", file=sys.stderr)
+            time.sleep(1)  # let the statistics collector catch up
+            cur.execute(
+                "SELECT n_tup_upd, n_tup_hot_upd, pg_total_relation_size('ledger_total') "
+                "FROM pg_stat_user_tables WHERE relname = 'ledger_total'"
+            )
+            upd, hot, size = cur.fetchone()
+            raw.commit()
         finally:
             raw.close()
         from appraisal.ledger import check_totals
@@ -152,7 +159,8 @@ def main() -> None:
         ge, gt = statistics.median(times["events"]), statistics.median(times["totals"])
         print(
             f"COPY {args.events:,} events: {c:.2f}s with the trigger, {n:.2f}s without (overhead {c / n - 1:+.0%}); "
-            f"month read: GROUP BY events {ge:.3f}s, ledger_total {gt:.3f}s; check_totals of the month {check_s:.2f}s",
+            f"month read: GROUP BY events {ge:.3f}s, ledger_total {gt:.3f}s; check_totals of the month {check_s:.2f}s; "
+            f"ledger_total: {upd:,} updates, {hot / max(upd, 1):.0%} HOT, {size / 1e6:.1f} MB",
             file=sys.stderr,
         )
         print(
@@ -167,6 +175,8 @@ def main() -> None:
                     "group_by_events_s": round(ge, 3),
                     "read_totals_s": round(gt, 3),
                     "check_month_s": round(check_s, 2),
+                    "hot_update_share": round(hot / max(upd, 1), 3),
+                    "fillfactor": args.fillfactor,
                 }
             )
         )

@@ -336,7 +336,7 @@ def test_concurrent_inserts_leave_correct_totals(database_url, session, union, s
     measures = ["accounts_opened", "payroll_volume", "complaints"]
     keys = [(s, c, m) for s in staff for c in (setup.campaign.id, None) for m in measures]
     day = f"{month}-15"
-    rounds = 8
+    rounds = 20
     barrier = threading.Barrier(2, timeout=60)
     errors: list[BaseException] = []
 
