@@ -25,6 +25,7 @@ from appraisal import ledger
 from appraisal.jobs import SCHEDULE, check_ledger_totals
 from appraisal.models import LedgerEvent, LedgerTotal
 from config import clock
+from config.celery import beat_schedule
 from config.database import db, make_engine
 from org.models import AuditLog
 from tasks.models import Notification
@@ -297,6 +298,7 @@ def test_check_totals_finds_tampering_and_rebuild_repairs(runner, session, union
 
     # the nightly job tells every admin, once for the same differences
     assert "appraisal.ledger_totals_check" in {e["task"] for e in SCHEDULE.values()}
+    assert beat_schedule()["appraisal-ledger-totals-check"]["task"] == "appraisal.ledger_totals_check"
     assert check_ledger_totals() is False
     assert check_ledger_totals() is False
     session.rollback()  # end the test session's read snapshot
