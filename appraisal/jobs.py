@@ -1,4 +1,4 @@
-"""Celery jobs of appraisal: the monthly incentive run with progress.
+"""Celery jobs of appraisal: the monthly incentive run with progress; the nightly ledger totals check.
 
 A run is one task per scope (union or branch) — never per staff member. It computes in ONE
 transaction (:func:`appraisal.runs.compute_run`), so a worker killed at any point leaves the run
@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from celery import shared_task
+from celery.schedules import crontab
 from sqlalchemy.orm import Session
 
 from appraisal.runs import begin_run, prepare_run, run_delay, write_run
@@ -53,3 +54,49 @@ def start_run(
     args = (run.month, scope or None, progress.id, actor_id)
     send_after_commit(session, run_month, *args)
     return run, progress
+
+
+# ---------------------------------------------------------------------------------------------
+# Nightly: the ledger's totals (kept by the database's trigger) against its events
+
+
+def check_ledger_totals(month: str | None = None) -> bool:
+    """Compare ``ledger_total`` with the events; on a difference log it and tell every admin (once per month)."""
+    import logging
+
+    from appraisal.ledger import check_totals
+    from tasks.notify import notify_admins
+
+    with db.transaction() as session:
+        differences = check_totals(session, month)
+    if not differences:
+        return True
+    months = sorted({d.month for d in differences})
+    logging.getLogger(__name__).error(
+        "ledger totals differ from the events: %d row(s) in %s; first: %s",
+        len(differences),
+        ", ".join(months),
+        differences[0].describe(),
+    )
+    with db.transaction() as session:
+        notify_admins(
+            session,
+            "ledger",
+            f"Ledger totals differ from the events in {', '.join(months)} ({len(differences)} row(s)); "
+            f"first: {differences[0].describe()}. Run `campaignflow ledger check-totals --rebuild`.",
+            key=f"ledger-totals:{months[0]}..{months[-1]}:{len(differences)}",
+        )
+    return False
+
+
+@shared_task(name="appraisal.ledger_totals_check", ignore_result=True)
+def ledger_totals_check() -> bool:
+    return check_ledger_totals()
+
+
+SCHEDULE = {
+    "appraisal-ledger-totals-check": {
+        "task": "appraisal.ledger_totals_check",
+        "schedule": crontab(minute=45, hour=2),
+    }
+}

@@ -5,6 +5,8 @@
   the original is never changed (the database refuses UPDATE and DELETE, migration 0002).
 * :func:`import_events` — rows of an events file (PRODUCT.md §8): re-importing adds nothing,
   every bad row is reported (row, column, value, reason).
+* :func:`check_totals` / :func:`rebuild_totals` — ``ledger_total`` (kept by the database on every
+  insert, migration 0004) against a fresh GROUP BY of the events; a month's totals recomputed.
 
 Services flush; the caller commits.
 """
@@ -18,10 +20,10 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import insert, or_, select
+from sqlalchemy import Numeric, and_, delete, func, insert, or_, select, text, type_coerce
 from sqlalchemy.orm import Session
 
-from appraisal.models import EventSource, IncentiveRun, LedgerEvent, RunState
+from appraisal.models import EventSource, IncentiveRun, LedgerEvent, LedgerTotal, RunState
 from appraisal.rules import MEASURES
 from campaigns.models import Campaign
 from config import clock
@@ -423,3 +425,148 @@ def events_of(
     if campaign_id is not None:
         stmt = stmt.where(or_(LedgerEvent.campaign_id == campaign_id, LedgerEvent.campaign_id.is_(None)))
     return list(session.scalars(stmt.order_by(LedgerEvent.occurred_on, LedgerEvent.id)))
+
+
+# ---------------------------------------------------------------------------------------------
+# Totals (ledger_total): kept by the database's trigger, checked and rebuilt here
+
+#: What one ``ledger_total`` row holds: (events, quantity, amount, customer_events).
+Totals = tuple[int, int, Decimal, int]
+
+
+@dataclass(frozen=True)
+class TotalDifference:
+    """A (month, staff, campaign, measure) whose stored totals differ from its events'.
+
+    ``expected`` is what the events give (None: no event, the stored row should not exist);
+    ``stored`` is the ``ledger_total`` row (None: missing).
+    """
+
+    month: str
+    staff_id: int
+    campaign_id: int | None
+    measure: str
+    expected: Totals | None
+    stored: Totals | None
+
+    def describe(self) -> str:
+        def show(t: Totals | None) -> str:
+            if t is None:
+                return "none"
+            return f"events={t[0]} quantity={t[1]} amount={t[2]:.2f} customer_events={t[3]}"
+
+        campaign = "no campaign" if self.campaign_id is None else f"campaign #{self.campaign_id}"
+        return (
+            f"{self.month} staff #{self.staff_id} {campaign} {self.measure}: "
+            f"events give {show(self.expected)}, ledger_total has {show(self.stored)}"
+        )
+
+
+def _grouped_events(month: str | None) -> Any:
+    """The totals of the events (of ``month``), as ledger_total's columns."""
+    stmt = select(
+        LedgerEvent.month,
+        LedgerEvent.staff_id,
+        func.coalesce(LedgerEvent.campaign_id, 0).label("campaign_key"),
+        LedgerEvent.measure,
+        LedgerEvent.campaign_id,
+        func.count().label("events"),
+        func.sum(LedgerEvent.quantity).label("quantity"),
+        func.sum(LedgerEvent.amount).label("amount"),
+        func.count(LedgerEvent.customer_id).label("customer_events"),
+    ).group_by(LedgerEvent.month, LedgerEvent.staff_id, LedgerEvent.campaign_id, LedgerEvent.measure)
+    if month is not None:
+        stmt = stmt.where(LedgerEvent.month == month)
+    return stmt
+
+
+def check_totals(session: Session, month: str | None = None) -> list[TotalDifference]:
+    """Compare ``ledger_total`` with a fresh GROUP BY of ``ledger_event`` (one month, or all).
+
+    One statement (a FULL JOIN of both, only differing rows come back). Amounts are compared to
+    the fen (SQLite sums them in floating point). An empty list: consistent.
+    """
+    fresh = _grouped_events(month).subquery("fresh")
+    stored_stmt = select(LedgerTotal)
+    if month is not None:
+        stored_stmt = stored_stmt.where(LedgerTotal.month == month)
+    stored = stored_stmt.subquery("stored")
+    keys = ("month", "staff_id", "campaign_key", "measure")
+    on = [fresh.c[k] == stored.c[k] for k in keys]
+
+    def fen(col: Any) -> Any:
+        return type_coerce(func.round(col, 2), Numeric(18, 2, asdecimal=True))
+
+    key_cols = [func.coalesce(fresh.c[k], stored.c[k]).label(f"k_{k}") for k in keys]
+    differs = or_(
+        fresh.c.month.is_(None),
+        stored.c.month.is_(None),
+        fresh.c.events != stored.c.events,
+        fresh.c.quantity != stored.c.quantity,
+        func.round(fresh.c.amount, 2) != func.round(stored.c.amount, 2),
+        fresh.c.customer_events != stored.c.customer_events,
+    )
+    rows = session.execute(
+        select(
+            *key_cols,
+            fresh.c.month.is_not(None),
+            fresh.c.events,
+            fresh.c.quantity,
+            fen(fresh.c.amount),
+            fresh.c.customer_events,
+            stored.c.month.is_not(None),
+            stored.c.events,
+            stored.c.quantity,
+            fen(stored.c.amount),
+            stored.c.customer_events,
+        )
+        .select_from(fresh.join(stored, and_(*on), full=True))
+        .where(differs)
+        .order_by(*key_cols)
+    ).all()
+    found = []
+    for m, sid, key, measure, has_fresh, *values in rows:
+        expected = _totals(values[:4]) if has_fresh else None
+        kept = _totals(values[5:]) if values[4] else None
+        found.append(TotalDifference(m, int(sid), int(key) or None, measure, expected, kept))
+    return found
+
+
+def _totals(values: list[Any]) -> Totals:
+    events, quantity, amount, customers = values
+    return (
+        int(events or 0),
+        int(quantity or 0),
+        Decimal(amount or 0).quantize(Decimal("0.01")),
+        int(customers or 0),
+    )
+
+
+def rebuild_totals(session: Session, month: str) -> int:
+    """Recompute ``ledger_total`` of ``month`` from its events (in the caller's transaction).
+
+    On PostgreSQL the ledger is locked against inserts (SHARE) until the caller commits, so no
+    event is counted twice or missed; SQLite's single writer gives the same. Returns the number of
+    rows written. The caller audits and commits.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("LOCK TABLE ledger_event IN SHARE MODE"))
+    session.execute(delete(LedgerTotal).where(LedgerTotal.month == month))
+    grouped = _grouped_events(month)
+    result = session.execute(
+        insert(LedgerTotal).from_select(
+            [
+                "month",
+                "staff_id",
+                "campaign_key",
+                "measure",
+                "campaign_id",
+                "events",
+                "quantity",
+                "amount",
+                "customer_events",
+            ],
+            grouped,
+        )
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]

@@ -33,11 +33,19 @@ from dataclasses import dataclass, field
 from decimal import Decimal, localcontext
 from typing import Any
 
-from sqlalchemy import and_, case, func, literal, or_, select, text, type_coerce
+from sqlalchemy import and_, case, func, literal, or_, select, text, type_coerce, union_all
 from sqlalchemy.orm import Session
 
 from appraisal.ledger import month_bounds, month_of
-from appraisal.models import Attendance, Complaint, ComplaintState, LedgerEvent, RuleVersion, TrainingSession
+from appraisal.models import (
+    Attendance,
+    Complaint,
+    ComplaintState,
+    LedgerEvent,
+    LedgerTotal,
+    RuleVersion,
+    TrainingSession,
+)
 from appraisal.money import MONEY_CONTEXT, to_fen
 from appraisal.rules import MEASURES, MeasureUnit
 from campaigns.models import Assignment, Campaign, CampaignBranch, Target
@@ -283,7 +291,7 @@ def gather(session: Session, month: str, scope_branch_id: int | None = None) -> 
                 (t.staff_id, t.branch_id, Decimal(t.value), t.split, t.weights)
             )
 
-    # -- ledger: one pass over the month's events (campaign, no-campaign and staff-level sums) --
+    # -- ledger: the month's totals (events only for campaigns cutting the month) ---------------
     _ledger(session, data, month, in_scope)
 
     if ids:
@@ -293,63 +301,87 @@ def gather(session: Session, month: str, scope_branch_id: int | None = None) -> 
     return data
 
 
+def _cuts_month(c: CampaignInfo, first: dt.date, last: dt.date) -> bool:
+    """Whether a campaign's period starts or ends inside the month (its days matter)."""
+    return not (c.start <= first and c.end >= last)
+
+
 def _in_period(campaigns: list[CampaignInfo], first: dt.date, last: dt.date) -> Any:
-    """Events naming a campaign of the month on a day inside its period (no join: the periods are known)."""
-    whole = [c.id for c in campaigns if c.start <= first and c.end >= last]
-    parts = [LedgerEvent.campaign_id.in_(whole)] if whole else []
-    parts += [
+    """Events naming one of ``campaigns`` (each cutting the month) on a day inside its period."""
+    parts = [
         and_(
             LedgerEvent.campaign_id == c.id,
             LedgerEvent.occurred_on >= c.start,
             LedgerEvent.occurred_on <= c.end,
         )
         for c in campaigns
-        if not (c.start <= first and c.end >= last)
     ]
     return or_(*parts) if parts else literal(False)
 
 
-#: ``work_mem`` of the run's transaction on PostgreSQL: the month's (staff, campaign, measure) groups
-#: (80 000 for 1 000 staff and 20 campaigns, about 45 MB per worker) hash in memory instead of
-#: spilling to disk or sorting 10 M events.
+#: ``work_mem`` of the run's transaction on PostgreSQL (set once, first thing of the ledger read):
+#: the GROUP BYs over events that remain (campaigns cutting the month, events with no campaign
+#: naming a customer) and over snapshots hash in memory instead of spilling to disk or sorting.
+#: Kept although a month of whole-month campaigns no longer aggregates events: one statement.
 RUN_WORK_MEM = "64MB"
 
 
 def _ledger(session: Session, data: MonthData, month: str, in_scope: Any) -> None:
-    """The month's ledger measures with ONE pass over ``ledger_event`` (§6 steps 1–2).
+    """The month's ledger measures (§6 steps 1–2) from ``ledger_total``, events only where days matter.
 
-    One GROUP BY (staff, campaign, measure) over the month's events, a plain SELECT (parallel on
-    PostgreSQL; amounts summed only for the measures that are sums), gives: (a) the sums of
-    events naming a campaign of the month inside its period (the periods are known, so no
-    join); (b) for events with no campaign, the staff-level
-    measures (complaints, training) and whether any of them names a customer. Only then is there
-    a second read, of the events with no campaign and a customer, credited to each campaign of the
-    month in which that customer is assigned to that staff member (day inside the campaign's period).
+    One statement gives: (a) the sums of events naming a campaign of the month whose period
+    covers the whole month, and (b) for events with no campaign, the staff-level measures
+    (complaints, training) and whether any of them names a customer — both read from
+    ``ledger_total`` (the month's totals, kept by the database at insert time, a few rows per
+    staff member); united (UNION ALL) with (c) one GROUP BY over the month's events naming a
+    campaign that starts or ends inside the month, on a day inside its period (its ids and days
+    are known: no join). Without such a campaign ``ledger_event`` is not read at all. Only then
+    is there a second read, of the events with no campaign and a customer, credited to each
+    campaign of the month in which that customer is assigned to that staff member (day inside
+    the campaign's period).
     """
     first, last = month_bounds(month)
-    # measures whose value is the sum of amounts (not of quantities)
-    sums = sorted(name for name, m in MEASURES.items() if m.unit is MeasureUnit.SUM)
+    whole = [c.id for c in data.campaigns if not _cuts_month(c, first, last)]
+    cutting = [c for c in data.campaigns if _cuts_month(c, first, last)]
     if session.get_bind().dialect.name == "postgresql":
         session.execute(text(f"SET LOCAL work_mem = '{RUN_WORK_MEM}'"))  # a constant
-    rows = session.execute(
-        select(
-            LedgerEvent.staff_id,
-            LedgerEvent.campaign_id,
-            LedgerEvent.measure,
-            func.sum(LedgerEvent.quantity),
-            # amounts only where they are the measure: 3 in 4 groups keep no numeric sum (much faster)
-            _money(func.sum(LedgerEvent.amount).filter(LedgerEvent.measure.in_(sums))),
-            func.count(LedgerEvent.customer_id).filter(LedgerEvent.campaign_id.is_(None)),
-        )
-        .where(
-            LedgerEvent.month == month,
-            or_(LedgerEvent.campaign_id.is_(None), _in_period(data.campaigns, first, last)),
-            in_scope(LedgerEvent.staff_id),
-        )
-        .group_by(LedgerEvent.staff_id, LedgerEvent.campaign_id, LedgerEvent.measure)
+    totals = select(
+        LedgerTotal.staff_id,
+        LedgerTotal.campaign_id,
+        LedgerTotal.measure,
+        LedgerTotal.quantity,
+        LedgerTotal.amount,
+        LedgerTotal.customer_events,
+    ).where(
+        LedgerTotal.month == month,
+        or_(LedgerTotal.campaign_key == 0, LedgerTotal.campaign_id.in_(whole) if whole else literal(False)),
+        in_scope(LedgerTotal.staff_id),
     )
+    stmt: Any = totals
+    if cutting:
+        # measures whose value is the sum of amounts (not of quantities)
+        sums = sorted(name for name, m in MEASURES.items() if m.unit is MeasureUnit.SUM)
+        stmt = union_all(
+            totals,
+            select(
+                LedgerEvent.staff_id,
+                LedgerEvent.campaign_id,
+                LedgerEvent.measure,
+                func.sum(LedgerEvent.quantity),
+                # amounts only where they are the measure: most groups keep no numeric sum (faster)
+                _money(func.sum(LedgerEvent.amount).filter(LedgerEvent.measure.in_(sums))),
+                literal(0),
+            )
+            .where(
+                LedgerEvent.month == month,
+                LedgerEvent.campaign_id.in_([c.id for c in cutting]),
+                _in_period(cutting, first, last),
+                in_scope(LedgerEvent.staff_id),
+            )
+            .group_by(LedgerEvent.staff_id, LedgerEvent.campaign_id, LedgerEvent.measure),
+        )
     with_customer = False
-    for sid, cid, measure, qty, amount, customers in rows:
+    for sid, cid, measure, qty, amount, customers in session.execute(stmt):
         if cid is None:
             if measure in STAFF_MEASURES:
                 _add(data.staff_measures.setdefault(sid, {}), measure, Decimal(int(qty or 0)))

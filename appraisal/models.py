@@ -3,6 +3,8 @@ rule versions, training sessions with attendance, complaints and scorecard weigh
 
 The ledger is append-only: the database itself refuses UPDATE and DELETE on ``ledger_event``
 (triggers in migration 0002); a correction is a reversal event pointing at the original.
+``ledger_total`` keeps the per-month totals of the ledger, maintained by the database itself on
+every insert into ``ledger_event`` (triggers in migration 0004).
 """
 
 from __future__ import annotations
@@ -12,7 +14,18 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, Date, ForeignKey, Index, Numeric, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    CheckConstraint,
+    Date,
+    ForeignKey,
+    Index,
+    Numeric,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from config.database import Base, BigId, Money, now_local
@@ -62,6 +75,34 @@ class LedgerEvent(Base):
     reason: Mapped[str | None] = mapped_column(Text, comment="why (reversals and adjustments)")
     created_by: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
     created_at: Mapped[dt.datetime] = mapped_column(default=now_local)
+
+
+class LedgerTotal(Base):
+    """The ledger's totals per (month, staff member, campaign, measure), kept by the database.
+
+    Never written by the application: an AFTER INSERT trigger on ``ledger_event`` adds every
+    inserted event (one set-based upsert per statement on PostgreSQL, one per row on SQLite;
+    migration 0004), whoever inserts (import, verification, reversal, a raw COPY). The ledger is
+    append-only, so the totals only grow. ``campaign_key`` is ``campaign_id`` or 0 for events
+    with no campaign (a NULL would not be unique). :func:`appraisal.ledger.check_totals` compares
+    them with the events.
+    """
+
+    __tablename__ = "ledger_total"
+    __table_args__ = (
+        CheckConstraint("campaign_key = coalesce(campaign_id, 0)", name="campaign_key"),
+        {"postgresql_with": {"fillfactor": 50}},  # the trigger's updates stay HOT
+    )
+
+    month: Mapped[str] = mapped_column(String(7), primary_key=True, comment="YYYY-MM the events count in")
+    staff_id: Mapped[int] = mapped_column(ForeignKey("staff.id"), primary_key=True)
+    campaign_key: Mapped[int] = mapped_column(primary_key=True, comment="campaign_id, 0 = no campaign")
+    measure: Mapped[str] = mapped_column(String(40), primary_key=True)
+    campaign_id: Mapped[int | None] = mapped_column(ForeignKey("campaign.id"))
+    events: Mapped[int] = mapped_column(BigInteger, comment="number of events")
+    quantity: Mapped[int] = mapped_column(BigInteger, comment="sum of quantity")
+    amount: Mapped[Decimal] = mapped_column(Money, comment="sum of amount")
+    customer_events: Mapped[int] = mapped_column(BigInteger, comment="events naming a customer")
 
 
 class RunState(StrEnum):

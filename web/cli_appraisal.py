@@ -1,6 +1,8 @@
-"""``campaignflow incentives run|approve|lock|export`` and ``campaignflow import events``.
+"""``campaignflow incentives run|approve|lock|export``, ``campaignflow import events`` and
+``campaignflow ledger check-totals``.
 
-Exit status: 0 done; 1 (import) some rows rejected; 2 bad input (bad or future month, unknown
+Exit status: 0 done; 1 (import) some rows rejected, (check-totals) totals differ from the
+events; 2 bad input (bad or future month, unknown
 branch or staff, approving an unfinished run, changing a locked month, unusable file) — the
 message names the problem and nothing is changed.
 """
@@ -248,7 +250,77 @@ def _report(report: Path | None, errors: list[Any]) -> None:
         _fail(f"cannot write the report {report}: {exc.strerror or exc}")
 
 
-COMMANDS: list[click.Command] = [incentives_cli]
+# ---------------------------------------------------------------------------------------------
+# ledger check-totals
+
+ledger_cli = AppGroup("ledger", help="The ledger (业绩台账): check its totals against its events.")
+
+
+@ledger_cli.command("check-totals")
+@click.option("--month", default=None, help="YYYY-MM; default: every month")
+@click.option(
+    "--rebuild",
+    is_flag=True,
+    help="Recompute the totals of each month that differs (audited), then check again.",
+)
+@click.option("--by", "by", default=None, help="staff_no of who rebuilds (audited)")
+@with_appcontext
+def check_totals_cmd(month: str | None, rebuild: bool, by: str | None) -> None:
+    """Compare ledger_total with a fresh GROUP BY of ledger_event; exit 1 listing the differences."""
+    from appraisal.ledger import check_totals, parse_month, rebuild_totals
+    from org.services import audit
+
+    try:
+        month = parse_month(month) if month is not None else None
+    except _domain_errors() as exc:
+        _fail(f"--month: {exc}")
+    with db.transaction() as session:
+        actor = _staff(session, by)
+        actor_id = actor.id if actor else None
+        differences = check_totals(session, month)
+    where = f"month {month}" if month else "every month"
+    if not differences:
+        click.echo(f"ledger totals match the events ({where})")
+        return
+    for d in differences[:SHOWN_ERRORS]:
+        click.echo(d.describe(), err=True)
+    if len(differences) > SHOWN_ERRORS:
+        click.echo(f"… and {len(differences) - SHOWN_ERRORS} more differences", err=True)
+    months = sorted({d.month for d in differences})
+    if not rebuild:
+        click.echo(
+            f"ledger totals DIFFER from the events: {len(differences)} row(s) in {', '.join(months)}; "
+            "--rebuild recomputes them"
+        )
+        sys.exit(1)
+    for bad in months:
+        with db.transaction() as session:
+            rows = rebuild_totals(session, bad)
+            audit(
+                session,
+                actor_id,
+                "ledger_totals_rebuild",
+                "ledger_total",
+                bad,
+                detail={
+                    "month": bad,
+                    "differences": sum(1 for d in differences if d.month == bad),
+                    "rows": rows,
+                    "via": "cli",
+                },
+            )
+        click.echo(f"rebuilt the totals of {bad}: {rows} row(s)")
+    with db.transaction() as session:
+        left = [d for m in months for d in check_totals(session, m)]
+    if left:
+        for d in left[:SHOWN_ERRORS]:
+            click.echo(d.describe(), err=True)
+        click.echo(f"ledger totals still differ after the rebuild: {len(left)} row(s)")
+        sys.exit(1)
+    click.echo(f"ledger totals match the events ({where}) after rebuilding {', '.join(months)}")
+
+
+COMMANDS: list[click.Command] = [incentives_cli, ledger_cli]
 try:
     from web.cli_customers import import_cli
 

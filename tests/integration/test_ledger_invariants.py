@@ -157,6 +157,10 @@ def test_ledger_invariants_under_random_sequences(session, union, factories) -> 
                 assert run.state == "locked" and run.result_hash == digest
 
         @invariant()
+        def totals_match_the_events(self) -> None:
+            assert ledger.check_totals(session) == []  # ledger_total, kept by the database's trigger
+
+        @invariant()
         def each_event_reversed_at_most_once(self) -> None:
             counts = session.execute(
                 select(LedgerEvent.reverses_id, func.count())

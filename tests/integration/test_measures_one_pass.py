@@ -1,10 +1,12 @@
-"""The one-pass ledger read of :func:`appraisal.measures.gather` against the plain definition.
+"""The ledger read of :func:`appraisal.measures.gather` against the plain definition.
 
-The plain definition is one query per part, as §6 states it: events naming a campaign of the
-month inside its period; events with no campaign, for each campaign in which the customer is
-assigned to that staff member (day inside that campaign's period); staff-level measures of events
-with no campaign. ``gather`` reads the month's events once (and the no-campaign events with a
-customer a second time, only when there are some); the figures must be the same.
+The plain definition is one query per part over the events, as §6 states it: events naming a
+campaign of the month inside its period; events with no campaign, for each campaign in which the
+customer is assigned to that staff member (day inside that campaign's period); staff-level
+measures of events with no campaign. ``gather`` reads the month's totals (``ledger_total``) for
+campaigns covering the whole month and for events with no campaign, and the events only for
+campaigns starting or ending inside the month (and the no-campaign events with a customer, only
+when there are some); the figures must be the same to the fen.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import and_, event, func, select, type_coerce
 
-from appraisal import ledger, measures
+from appraisal import ledger, measures, runs
 from appraisal.models import LedgerEvent
 from campaigns.models import Assignment, Campaign
 from config import clock
@@ -137,6 +139,25 @@ def test_one_pass_gives_the_per_part_figures(session, union, factories, scoped) 
     cancelled = factories.campaign(
         session, u.director, [u.b1], code="X", start_date=first, end_date=end, state="cancelled"
     )
+    # began the month before, ends on the 10th (cuts the month); began before, ends on the last day
+    early = factories.campaign(
+        session,
+        u.director,
+        [u.b2],
+        code="E",
+        start_date=first - dt.timedelta(days=20),
+        end_date=first + dt.timedelta(days=9),
+        state="settled",
+    )
+    exact = factories.campaign(
+        session,
+        u.director,
+        [u.b1, u.b2],
+        code="M",
+        start_date=first - dt.timedelta(days=3),
+        end_date=last,
+        state="paused",
+    )
     c1 = factories.customer(session, u.b1, u.m1)
     c2 = factories.customer(session, u.b1, u.m2)
     c3 = factories.customer(session, u.b2, u.m3)
@@ -147,6 +168,8 @@ def test_one_pass_gives_the_per_part_figures(session, union, factories, scoped) 
             Assignment(campaign_id=cancelled.id, customer_id=c1.id, branch_id=u.b1.id, staff_id=u.m1.id),
             Assignment(campaign_id=part.id, customer_id=c2.id, branch_id=u.b1.id, staff_id=u.m2.id),
             Assignment(campaign_id=whole.id, customer_id=c3.id, branch_id=u.b2.id, staff_id=u.m3.id),
+            Assignment(campaign_id=early.id, customer_id=c3.id, branch_id=u.b2.id, staff_id=u.m3.id),
+            Assignment(campaign_id=exact.id, customer_id=c2.id, branch_id=u.b1.id, staff_id=u.m2.id),
         ]
     )
     for day in (1, 10, 11, 15, 20, 21, last.day):
@@ -163,19 +186,27 @@ def test_one_pass_gives_the_per_part_figures(session, union, factories, scoped) 
             _event(session, staff, "complaints", month, day, 1)
             _event(session, staff, "training_missed", month, day, 2, customer=c1)
             _event(session, staff, "complaints", month, day, 1, campaign=whole)  # counts in W only
+            _event(session, staff, "accounts_opened", month, day, 1 + day % 2, campaign=early)
+            _event(session, staff, "payroll_volume", month, day, 0, f"0.{day:02d}", campaign=early)
+            _event(session, staff, "payroll_volume", month, day, 0, f"{day}.05", campaign=exact)
+            _event(session, staff, "digital_activations", month, day, 3, campaign=exact)
+        # a reversal (negative) posted into the month for an event of the month before
+        _event(session, u.m1, "payroll_volume", month, day, 0, "-7.77", campaign=exact)
+        _event(session, u.m3, "accounts_opened", month, day, -1, campaign=early)
         _event(session, u.m1, "accounts_opened", ledger.previous_month(month), 5, 7, campaign=whole)
     session.commit()
 
     branch_id = u.b1.id if scoped else None
     data = measures.gather(session, month, branch_id)
     ids = [c.id for c in data.campaigns]
-    assert sorted(ids) == sorted([whole.id, part.id])
+    assert sorted(ids) == sorted([whole.id, part.id, early.id, exact.id])
     per, staff = _reference(session, month, ids, branch_id)
     ledger_measures = {
         key: {
             m: v
             for m, v in values.items()
-            if m in ("accounts_opened", "payroll_volume", "complaints", "training_missed")
+            if m
+            in ("accounts_opened", "payroll_volume", "complaints", "training_missed", "digital_activations")
         }
         for key, values in data.measures.items()
     }
@@ -183,7 +214,11 @@ def test_one_pass_gives_the_per_part_figures(session, union, factories, scoped) 
     assert {k: v for k, v in data.staff_measures.items()} == staff
     assert per  # the example exercises every part
     assert any(cid == part.id for _sid, cid in per)
+    assert any(cid == early.id for _sid, cid in per) and any(cid == exact.id for _sid, cid in per)
     assert staff
+    # the totals read nothing the events would not: every figure of the month is the reference's
+    if scoped:
+        assert {sid for sid, _cid in per} <= {u.m1.id, u.m2.id}
 
 
 def test_one_read_of_the_events_when_every_event_names_its_campaign(session, union, factories) -> None:  # noqa: ANN001
@@ -210,7 +245,54 @@ def test_one_read_of_the_events_when_every_event_names_its_campaign(session, uni
         data = measures.gather(session, month)
     finally:
         event.remove(engine, "before_cursor_execute", count)
-    assert len(seen) == 1
+    assert seen == []  # every figure from ledger_total
     assert data.measures[(u.m1.id, camp.id)]["accounts_opened"] == 4
     assert data.measures[(u.m2.id, camp.id)]["payroll_volume"] == D("24.68")
     assert data.staff_measures[u.m1.id]["complaints"] == 2
+    # the whole run (read, decide, write) does not read the events either
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        run = runs.compute_run(session, month)
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+    assert seen == []
+    assert run.state == "computed" and run.line_count > 0
+
+
+def test_events_are_read_only_for_campaigns_cutting_the_month(session, union, factories) -> None:  # noqa: ANN001
+    u = union
+    month = ledger.previous_month(ledger.month_of(clock.today()))
+    first, last = ledger.month_bounds(month)
+    whole = factories.campaign(
+        session, u.director, [u.b1], code="W", start_date=first, end_date=clock.today(), state="active"
+    )
+    cut = factories.campaign(
+        session,
+        u.director,
+        [u.b1],
+        code="C",
+        start_date=first + dt.timedelta(days=14),
+        end_date=last,
+        state="active",
+    )
+    for day in (1, 14, 15, last.day):
+        _event(session, u.m1, "accounts_opened", month, day, 2, campaign=whole)
+        _event(session, u.m1, "accounts_opened", month, day, 3, campaign=cut)
+        _event(session, u.m2, "payroll_volume", month, day, 0, "100.01", campaign=cut)
+    session.commit()
+    seen: list[str] = []
+
+    def count(conn, cursor, statement, *args):  # noqa: ANN001, ANN002, ANN202
+        if "ledger_event" in statement:
+            seen.append(statement)
+
+    engine = session.get_bind()
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        data = measures.gather(session, month)
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+    assert len(seen) == 1 and "ledger_total" in seen[0]  # one statement: the totals UNION ALL the events
+    assert data.measures[(u.m1.id, whole.id)]["accounts_opened"] == 8
+    assert data.measures[(u.m1.id, cut.id)]["accounts_opened"] == 6  # the 15th and the last day
+    assert data.measures[(u.m2.id, cut.id)]["payroll_volume"] == D("200.02")
