@@ -11,7 +11,9 @@ Measured, each the median of ``--repeat`` runs, baseline and candidate interleav
 * baseline — one bare ``SELECT staff_id, measure, count(*), sum(quantity), sum(amount) …
   WHERE month = ? GROUP BY staff_id, measure`` fetched to the client;
 * candidate — :func:`appraisal.runs.compute_run` end to end (aggregate, rules, budget, one
-  insert of every line, commit);
+  insert of every line, commit); each is a recompute (the warm-up computes the month first), so
+  it also deletes the previous computation's lines; ``statement_line`` is vacuumed (untimed)
+  before each, as autovacuum would between two recomputes made minutes apart;
 * statements — SQL statements one run issues (``before_cursor_execute``);
 * pandas — ``read_sql`` of the month's events and a ``groupby``, if pandas is installed (it is
   not a dependency of the project: reported as null otherwise);
@@ -241,11 +243,20 @@ def main() -> None:
             with db.transaction() as session:
                 runs.compute_run(session, month)
 
+        def vacuum_lines() -> None:
+            """What autovacuum does between two recomputes of a month (minutes apart, not seconds):
+            without it each back-to-back recompute deletes its predecessor's lines through the dead
+            rows of all earlier ones. Not timed."""
+            if db.engine.dialect.name == "postgresql":
+                with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+                    conn.execute(text("VACUUM statement_line"))
+
         candidate()  # warm up (and create the run row)
         baseline()
         base_times, cand_times = [], []
         for _ in range(args.repeat):  # interleaved
             base_times.append(median_time(baseline, 1))
+            vacuum_lines()
             cand_times.append(median_time(candidate, 1))
         b, c = statistics.median(base_times), statistics.median(cand_times)
 
