@@ -1,0 +1,173 @@
+"""Benchmark of writing a run's statement lines with and without row-by-row foreign-key checks (issue 6).
+
+    CAMPAIGNFLOW_DATABASE_URL=postgresql://… python bench/line_checks.py [--events 1000000] [--repeat 5]
+
+PostgreSQL only: a scratch database is created and dropped beside the URL's. It is seeded as
+``bench/incentives.py`` seeds (1 000 staff, 20 campaigns: about 100 000 lines), the run is
+computed once, and then the write phase of a recompute — ``DELETE`` of the run's lines and the
+``COPY`` of the new ones (:func:`appraisal.runs.insert_lines`), in one transaction — is timed:
+
+* before — the schema of the revision before 0005 (five foreign keys: ``statement_line``'s run,
+  staff, branch and campaign, and ``dispute.line_id``);
+* after — head (0005: statement-level triggers);
+* breakdown, on the "before" schema in transactions rolled back: the same write with one foreign
+  key dropped at a time, and with every trigger of the table disabled (what the checks cost in
+  all); and on "after", with the run_id foreign key added back (what keeping it would cost).
+
+Before and after are interleaved (the schema is migrated back and forth). The last line is JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import statistics
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+_HERE = Path(__file__).resolve().parent
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
+sys.path.insert(0, str(_HERE.parent))
+
+from sqlalchemy import create_engine, delete, text  # noqa: E402
+from sqlalchemy.engine import make_url  # noqa: E402
+
+FOREIGN_KEYS = {
+    "run_id": ("statement_line", "fk_statement_line_run_id_incentive_run"),
+    "staff_id": ("statement_line", "fk_statement_line_staff_id_staff"),
+    "branch_id": ("statement_line", "fk_statement_line_branch_id_branch"),
+    "campaign_id": ("statement_line", "fk_statement_line_campaign_id_campaign"),
+    "dispute.line_id": ("dispute", "fk_dispute_line_id_statement_line"),
+}
+
+
+def _incentives_bench():  # noqa: ANN202 - the sibling bench module, loaded by path
+    spec = importlib.util.spec_from_file_location("bench_incentives", _HERE / "incentives.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--staff", type=int, default=1000)
+    parser.add_argument("--campaigns", type=int, default=20)
+    parser.add_argument("--repeat", type=int, default=5)
+    args = parser.parse_args()
+
+    from alembic.script import ScriptDirectory
+
+    from appraisal import ledger, runs
+    from appraisal.models import StatementLine
+    from config import clock
+    from config.database import db, import_models
+    from config.migrate import alembic_config, downgrade, upgrade
+
+    import_models()
+    base_url = os.environ.get("CAMPAIGNFLOW_DATABASE_URL", "")
+    if not base_url.startswith("postgres"):
+        sys.exit("bench/line_checks.py measures PostgreSQL: set CAMPAIGNFLOW_DATABASE_URL=postgresql://…")
+    name = f"bench_line_checks_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(make_url(base_url).set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = make_url(base_url).set(database=name).render_as_string(hide_password=False)
+    before = ScriptDirectory.from_config(alembic_config(url)).get_revision("0005").down_revision
+    assert isinstance(before, str)
+    month = ledger.previous_month(ledger.month_of(clock.today()))
+    try:
+        upgrade(url)
+        t0 = time.perf_counter()
+        _incentives_bench().seed(url, args.events, args.staff, args.campaigns, month)
+        with db.transaction() as session:
+            prepared = runs.prepare_run(session, month)
+        with db.transaction() as session:
+            run_id = runs.write_run(session, prepared).id
+        rows = [dict(row, run_id=run_id) for row in prepared.computed.rows]
+        print(f"seeded and computed {len(rows):,} lines in {time.perf_counter() - t0:.1f}s", file=sys.stderr)
+
+        def write(setup: Callable[[object], None] | None = None, commit: bool = True) -> tuple[float, float]:
+            """(DELETE seconds, COPY seconds) of one rewrite of the run's lines."""
+            session = db.session()
+            try:
+                if setup is not None:
+                    setup(session)
+                t0 = time.perf_counter()
+                session.execute(delete(StatementLine).where(StatementLine.run_id == run_id))
+                t1 = time.perf_counter()
+                runs.insert_lines(session, rows)
+                t2 = time.perf_counter()
+                if commit:
+                    session.commit()
+                else:
+                    session.rollback()
+                return t1 - t0, t2 - t1
+            finally:
+                session.rollback()
+                db.session.remove()
+
+        def median(samples: list[tuple[float, float]]) -> dict[str, float]:
+            d = statistics.median(s[0] for s in samples)
+            c = statistics.median(s[1] for s in samples)
+            return {"delete_s": round(d, 3), "copy_s": round(c, 3), "total_s": round(d + c, 3)}
+
+        samples: dict[str, list[tuple[float, float]]] = {"before": [], "after": []}
+        for _ in range(args.repeat):  # interleaved, one warm-up write each time the schema changes
+            db.engine.dispose()
+            downgrade(url, before)
+            write()
+            samples["before"].append(write())
+            db.engine.dispose()
+            upgrade(url)
+            write()
+            samples["after"].append(write())
+
+        breakdown: dict[str, list[tuple[float, float]]] = {}
+        db.engine.dispose()
+        downgrade(url, before)
+        for label, (table, fk) in FOREIGN_KEYS.items():
+            ddl = text(f"ALTER TABLE {table} DROP CONSTRAINT {fk}")
+            breakdown[f"before without {label}"] = [
+                write(lambda s, ddl=ddl: s.execute(ddl), commit=False) for _ in range(args.repeat)
+            ]
+        no_triggers = text("ALTER TABLE statement_line DISABLE TRIGGER ALL")
+        breakdown["no checks at all"] = [
+            write(lambda s: s.execute(no_triggers), commit=False) for _ in range(args.repeat)
+        ]
+        db.engine.dispose()
+        upgrade(url)
+        run_fk = text(
+            "ALTER TABLE statement_line ADD CONSTRAINT fk_statement_line_run_id_incentive_run "
+            "FOREIGN KEY (run_id) REFERENCES incentive_run (id) ON DELETE CASCADE NOT VALID"
+        )
+        breakdown["after with the run_id foreign key kept"] = [
+            write(lambda s: s.execute(run_fk), commit=False) for _ in range(args.repeat)
+        ]
+
+        result = {k: median(v) for k, v in samples.items()}
+        result.update({k: median(v) for k, v in breakdown.items()})
+        for label, figures in result.items():
+            print(
+                f"{label:42s} DELETE {figures['delete_s']:.3f}s  COPY {figures['copy_s']:.3f}s  "
+                f"total {figures['total_s']:.3f}s",
+                file=sys.stderr,
+            )
+        print(json.dumps({"bench": "line_checks", "lines": len(rows), "events": args.events, **result}))
+    finally:
+        db.session.remove()
+        if db.engine is not None:
+            db.engine.dispose()
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+if __name__ == "__main__":
+    main()
