@@ -23,7 +23,9 @@ KEY SHARE locks the inserting statement takes make a concurrent DELETE of that p
 the lines are committed (or rolled back); the parent's BEFORE DELETE trigger runs only once the
 row is locked, and its query takes a fresh snapshot, so it sees the committed lines and refuses.
 A line insert racing a parent delete that came first waits on the deleted row's lock and, once the
-delete commits, finds no row and fails. See docs/reliability.md (LED-10) and docs/benchmarks.md.
+delete commits, finds no row and fails. Outside READ COMMITTED, where a
+trigger cannot re-check with a newer snapshot as PostgreSQL's foreign keys do, the deletes that
+depend on it are refused. See docs/reliability.md (after the LED table) and docs/benchmarks.md.
 
 Revision ID: 0005
 Revises: 0003
@@ -122,45 +124,78 @@ def _pg_parent_checks() -> str:
     """plpgsql: for each parent, lock the distinct rows ``new_rows`` names, in one statement, and refuse a missing one."""
     blocks = []
     for column, (parent, called) in PARENTS.items():
-        blocks.append(
-            f"""
+        refuse = _raise(
+            f"statement_line.{column} = %s: there is no {called} with id %s",
+            "missing",
+            "missing",
+            table="statement_line",
+            column=column,
+            detail="no line of this statement was written",
+        )
+        blocks.append(f"""
   WITH keys AS (SELECT DISTINCT {column} AS id FROM new_rows WHERE {column} IS NOT NULL),
        locked AS MATERIALIZED (
          SELECT p.id FROM {parent} p WHERE p.id IN (SELECT id FROM keys) FOR KEY SHARE OF p)
   SELECT k.id INTO missing FROM keys k WHERE NOT EXISTS (SELECT 1 FROM locked l WHERE l.id = k.id) LIMIT 1;
   IF FOUND THEN
-    {
-                _raise(
-                    f"statement_line.{column} = %s: there is no {called} with id %s",
-                    "missing",
-                    "missing",
-                    table="statement_line",
-                    column=column,
-                    detail="no line of this statement was written",
-                )
-            }
-  END IF;"""
-        )
+    {refuse}
+  END IF;""")
     return "".join(blocks)
+
+
+def _pg_read_committed(what: str) -> str:
+    """plpgsql: refuse outside READ COMMITTED.
+
+    The checks that must see rows a concurrent transaction committed while this one waited for a
+    row lock (a parent's lines, a line's disputes) rely on READ COMMITTED giving each query a
+    fresh snapshot. PostgreSQL's own foreign keys re-check with a newer snapshot in REPEATABLE
+    READ and SERIALIZABLE; a trigger cannot, so there it refuses instead of risking a dangling
+    reference. The application only uses READ COMMITTED.
+    """
+    refuse = (
+        "RAISE EXCEPTION USING ERRCODE = '0A000', MESSAGE = format("
+        f"'{what} is refused in a %s transaction: statement-line integrity is checked in READ COMMITTED only', "
+        "upper(current_setting('transaction_isolation')));"
+    )
+    return f"""
+  IF current_setting('transaction_isolation') <> 'read committed' THEN
+    {refuse}
+  END IF;"""
 
 
 def _pg_disputed(lines: str) -> str:
     """plpgsql: refuse when a dispute refers to one of ``lines`` (a query giving line ids)."""
+    refuse = _raise(
+        "statement line %s is disputed (dispute.line_id): disputed lines are kept",
+        "disputed",
+        table="statement_line",
+        detail="no line of this statement was deleted or changed",
+    )
     return f"""
   SELECT d.line_id INTO disputed FROM dispute d WHERE d.line_id IN ({lines}) LIMIT 1 FOR KEY SHARE OF d;
   IF FOUND THEN
-    {
-        _raise(
-            "statement line %s is disputed (dispute.line_id): disputed lines are kept",
-            "disputed",
-            table="statement_line",
-            detail="no line of this statement was deleted or changed",
-        )
-    }
+    {refuse}
   END IF;"""
 
 
 def _pg_functions() -> list[str]:
+    vanished = "SELECT o.id FROM old_rows o WHERE NOT EXISTS (SELECT 1 FROM new_rows n WHERE n.id = o.id)"
+    refuse_truncate_lines = _raise(
+        "statement_line cannot be truncated while disputes refer to its lines: truncate dispute with it",
+        table="statement_line",
+    )
+    refuse_truncate_parent = _raise(
+        "%s cannot be truncated while statement lines refer to it: truncate statement_line with it",
+        "TG_TABLE_NAME",
+        table="statement_line",
+    )
+    refuse_dispute = _raise(
+        "dispute.line_id = %s: there is no statement line with id %s",
+        "NEW.line_id",
+        "NEW.line_id",
+        table="dispute",
+        column="line_id",
+    )
     out = [
         # INSERT on statement_line: one check per statement over the new lines
         f"""CREATE OR REPLACE FUNCTION statement_line_check_insert() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -171,45 +206,38 @@ END $$""",
         # UPDATE on statement_line (the application never updates lines; the rules hold anyway)
         f"""CREATE OR REPLACE FUNCTION statement_line_check_update() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE missing bigint; disputed bigint;
-BEGIN{_pg_parent_checks()}{_pg_disputed("SELECT o.id FROM old_rows o WHERE NOT EXISTS (SELECT 1 FROM new_rows n WHERE n.id = o.id)")}
+BEGIN{_pg_parent_checks()}
+  IF EXISTS ({vanished}) THEN{_pg_read_committed("renumbering statement lines")}{_pg_disputed(vanished)}
+  END IF;
   RETURN NULL;
 END $$""",
         # DELETE on statement_line: one look-up in dispute per statement
         f"""CREATE OR REPLACE FUNCTION statement_line_check_delete() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE disputed bigint;
-BEGIN{_pg_disputed("SELECT o.id FROM old_rows o")}
+BEGIN
+  IF EXISTS (SELECT 1 FROM old_rows) THEN{_pg_read_committed("deleting statement lines")}{_pg_disputed("SELECT o.id FROM old_rows o")}
+  END IF;
   RETURN NULL;
 END $$""",
         # TRUNCATE of statement_line alone while disputes exist (a foreign key refuses it too)
         f"""CREATE OR REPLACE FUNCTION statement_line_check_truncate() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
+BEGIN{_pg_read_committed("TRUNCATE of statement_line")}
   IF EXISTS (SELECT 1 FROM dispute) THEN
-    {
-            _raise(
-                "statement_line cannot be truncated while disputes refer to its lines: truncate dispute with it",
-                table="statement_line",
-            )
-        }
+    {refuse_truncate_lines}
   END IF;
   RETURN NULL;
 END $$""",
         # deleting an incentive run deletes its lines (was ON DELETE CASCADE)
-        """CREATE OR REPLACE FUNCTION incentive_run_delete_lines() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
+        f"""CREATE OR REPLACE FUNCTION incentive_run_delete_lines() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN{_pg_read_committed("deleting an incentive run")}
   DELETE FROM statement_line WHERE run_id = OLD.id;
   RETURN NULL;
 END $$""",
         # TRUNCATE of a parent alone while lines exist (after it, every line would point nowhere)
         f"""CREATE OR REPLACE FUNCTION statement_line_parent_truncated() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
+BEGIN{_pg_read_committed("TRUNCATE of a table statement lines refer to")}
   IF EXISTS (SELECT 1 FROM statement_line) THEN
-    {
-            _raise(
-                "%s cannot be truncated while statement lines refer to it: truncate statement_line with it",
-                "TG_TABLE_NAME",
-                table="statement_line",
-            )
-        }
+    {refuse_truncate_parent}
   END IF;
   RETURN NULL;
 END $$""",
@@ -218,15 +246,7 @@ END $$""",
 BEGIN
   PERFORM 1 FROM statement_line l WHERE l.id = NEW.line_id FOR KEY SHARE OF l;
   IF NOT FOUND THEN
-    {
-            _raise(
-                "dispute.line_id = %s: there is no statement line with id %s",
-                "NEW.line_id",
-                "NEW.line_id",
-                table="dispute",
-                column="line_id",
-            )
-        }
+    {refuse_dispute}
   END IF;
   RETURN NULL;
 END $$""",
@@ -234,28 +254,24 @@ END $$""",
     # a parent row that lines refer to is neither deleted nor renumbered (BEFORE row trigger: it runs
     # once the row is locked, so after any line insert holding KEY SHARE on it has committed)
     for column, (parent, called) in PARENTS.items():
-        out.append(
-            f"""CREATE OR REPLACE FUNCTION {
-                parent
-            }_keep_statement_lines() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
+        refuse = _raise(
+            f"{called} %s is referred to by statement lines (statement_line.{column}): it cannot be %s",
+            "OLD.id",
+            "CASE TG_OP WHEN 'DELETE' THEN 'deleted' ELSE 'renumbered' END",
+            table=parent,
+        )
+        guard = _pg_read_committed(f"deleting or renumbering a row of {parent}")
+        out.append(f"""CREATE OR REPLACE FUNCTION {parent}_keep_statement_lines() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN{guard}
   PERFORM 1 FROM statement_line l WHERE l.{column} = OLD.id LIMIT 1 FOR KEY SHARE OF l;
   IF FOUND THEN
-    {
-                _raise(
-                    f"{called} %s is referred to by statement lines (statement_line.{column}): it cannot be %s",
-                    "OLD.id",
-                    "CASE TG_OP WHEN 'DELETE' THEN 'deleted' ELSE 'renumbered' END",
-                    table=parent,
-                )
-            }
+    {refuse}
   END IF;
   IF TG_OP = 'DELETE' THEN
     RETURN OLD;
   END IF;
   RETURN NEW;
-END $$"""
-        )
+END $$""")
     return out
 
 

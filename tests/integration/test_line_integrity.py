@@ -18,7 +18,7 @@ from typing import Any
 import psycopg2
 import pytest
 from sqlalchemy import delete, func, select, text, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, NotSupportedError
 from sqlalchemy.orm import Session
 
 from appraisal import runs
@@ -458,3 +458,34 @@ def test_racing_writers_and_deleters_never_leave_a_dangling_line(session, parent
         assert (session.get(Staff, staff_id) is None) == (deleter.outcome == "ok")
         winners[writer.outcome == "ok"] += 1
     print(f"writer won {winners[True]} rounds, deleter {winners[False]}")
+
+
+@pg_only
+def test_deletes_that_must_see_concurrent_commits_are_refused_outside_read_committed(
+    session, parents, engine
+) -> None:  # noqa: ANN001
+    """REPEATABLE READ would check against a snapshot older than a line committed while it waited: refused."""
+    runs.insert_lines(session, [line(parents)])
+    session.commit()
+    statements = {
+        "deleting statement lines": delete(StatementLine),
+        "deleting an incentive run": delete(IncentiveRun).where(IncentiveRun.id == parents["other_run"]),
+        "deleting or renumbering a row of branch": delete(Branch).where(
+            Branch.code == "nothing-refers-to-it"
+        ),
+    }
+    session.add(Branch(code="nothing-refers-to-it", name="空"))
+    session.commit()
+    for what, statement in statements.items():
+        with engine.connect().execution_options(isolation_level="REPEATABLE READ") as conn:
+            with pytest.raises(NotSupportedError) as caught:
+                conn.execute(statement)
+            assert f"{what} is refused in a REPEATABLE READ transaction" in str(caught.value)
+    with engine.connect().execution_options(isolation_level="REPEATABLE READ") as conn:
+        conn.execute(delete(StatementLine).where(StatementLine.id == -1))  # no row: nothing to check
+        runs_rows = [line(parents, "rr")]
+        conn.execute(StatementLine.__table__.insert(), runs_rows)  # inserts are checked under any level
+        conn.commit()
+    assert count_lines(session) == 2
+    session.execute(statements["deleting or renumbering a row of branch"])  # READ COMMITTED: fine
+    session.commit()
