@@ -144,8 +144,14 @@ def test_a_batch_with_one_line_naming_a_missing_parent_writes_nothing(session, p
     assert count_lines(session) == 3
 
 
-def test_lines_without_a_campaign_and_for_every_parent_pass(session, parents) -> None:  # noqa: ANN001
-    rows = [line(parents, f"r{i}", campaign_id=None if i % 2 else parents["campaign"]) for i in range(50)]
+def test_a_batch_naming_many_existing_parents_and_no_campaign_passes(session, parents) -> None:  # noqa: ANN001
+    staff = [Staff(staff_no=f"X1{i:03d}", name="员工", branch_id=parents["branch"]) for i in range(5)]
+    session.add_all(staff)
+    session.flush()
+    rows = [
+        line(parents, f"r{i}", staff_id=staff[i % 5].id, campaign_id=None if i % 2 else parents["campaign"])
+        for i in range(50)
+    ]
     runs.insert_lines(session, rows)
     session.commit()
     assert count_lines(session, parents["run"]) == 50
