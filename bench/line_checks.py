@@ -1,21 +1,24 @@
 """Benchmark of writing a run's statement lines with and without row-by-row foreign-key checks (issue 6).
 
-    CAMPAIGNFLOW_DATABASE_URL=postgresql://… python bench/line_checks.py [--events 1000000] [--repeat 5]
+    [CAMPAIGNFLOW_DATABASE_URL=postgresql://…] python bench/line_checks.py [--events N] [--repeat 5]
 
-PostgreSQL only: a scratch database is created and dropped beside the URL's. It is seeded as
-``bench/incentives.py`` seeds (1 000 staff, 20 campaigns: about 100 000 lines), the run is
-computed once, and then the write phase of a recompute — ``DELETE`` of the run's lines and the
-``COPY`` of the new ones (:func:`appraisal.runs.insert_lines`), in one transaction — is timed:
+Database: PostgreSQL (a scratch database is created and dropped beside the URL's) or, with the
+variable unset, a temporary SQLite file. It is seeded as ``bench/incentives.py`` seeds (1 000
+staff, 20 campaigns; 1 000 000 events on PostgreSQL give about 100 000 lines, 200 000 on SQLite
+about 92 000), the run is computed once, and then the write phase of a recompute — ``DELETE`` of
+the run's lines and the insert of the new ones (:func:`appraisal.runs.insert_lines`: ``COPY`` on
+PostgreSQL, one ``executemany`` on SQLite), in one transaction — is timed:
 
 * before — the schema of the revision before 0005 (five foreign keys: ``statement_line``'s run,
   staff, branch and campaign, and ``dispute.line_id``);
-* after — head (0005: statement-level triggers);
-* breakdown, on the "before" schema in transactions rolled back: the same write with one foreign
-  key dropped at a time, and with every trigger of the table disabled (what the checks cost in
-  all); and on "after", with the run_id foreign key added back (what keeping it would cost).
+* after — head (0005: statement-level triggers on PostgreSQL, row triggers on SQLite);
+* PostgreSQL only, a breakdown on the "before" schema in transactions rolled back: the same write
+  with one foreign key dropped at a time, and with every trigger of the table disabled (what the
+  checks cost in all); and on "after", with the run_id foreign key added back (what keeping it
+  would cost).
 
-Before and after are interleaved (the schema is migrated back and forth); the table is vacuumed
-before every sample, so that none pays for the dead rows of the one before. The last line is JSON.
+Before and after are interleaved (the schema is migrated back and forth); on PostgreSQL the table is
+vacuumed before every sample, so that none pays for the dead rows of the one before. The last line is JSON.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import json
 import os
 import statistics
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Callable
@@ -57,7 +61,7 @@ def _incentives_bench():  # noqa: ANN202 - the sibling bench module, loaded by p
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--events", type=int, default=None)
     parser.add_argument("--staff", type=int, default=1000)
     parser.add_argument("--campaigns", type=int, default=20)
     parser.add_argument("--repeat", type=int, default=5)
@@ -73,20 +77,26 @@ def main() -> None:
 
     import_models()
     base_url = os.environ.get("CAMPAIGNFLOW_DATABASE_URL", "")
-    if not base_url.startswith("postgres"):
-        sys.exit("bench/line_checks.py measures PostgreSQL: set CAMPAIGNFLOW_DATABASE_URL=postgresql://…")
+    pg = base_url.startswith("postgres")
     name = f"bench_line_checks_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(make_url(base_url).set(database="postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = make_url(base_url).set(database=name).render_as_string(hide_password=False)
+    admin = None
+    tmp = None
+    if pg:
+        admin = create_engine(make_url(base_url).set(database="postgres"), isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+        url = make_url(base_url).set(database=name).render_as_string(hide_password=False)
+    else:
+        tmp = tempfile.TemporaryDirectory()
+        url = f"sqlite:///{tmp.name}/bench.sqlite"
+    events = args.events or (1_000_000 if pg else 200_000)
     before = ScriptDirectory.from_config(alembic_config(url)).get_revision("0005").down_revision
     assert isinstance(before, str)
     month = ledger.previous_month(ledger.month_of(clock.today()))
     try:
         upgrade(url)
         t0 = time.perf_counter()
-        _incentives_bench().seed(url, args.events, args.staff, args.campaigns, month)
+        _incentives_bench().seed(url, events, args.staff, args.campaigns, month)
         with db.transaction() as session:
             prepared = runs.prepare_run(session, month)
         with db.transaction() as session:
@@ -96,8 +106,9 @@ def main() -> None:
 
         def vacuum() -> None:
             assert db.engine is not None
-            with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-                conn.execute(text("VACUUM statement_line"))
+            if pg:  # SQLite reuses the freed pages of the previous sample by itself
+                with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+                    conn.execute(text("VACUUM statement_line"))
 
         def write(setup: Callable[[object], None] | None = None, commit: bool = True) -> tuple[float, float]:
             """(DELETE seconds, COPY seconds) of one rewrite of the run's lines, on a vacuumed table."""
@@ -136,44 +147,57 @@ def main() -> None:
             write()
             samples["after"].append(write())
 
-        breakdown: dict[str, list[tuple[float, float]]] = {}
-        db.engine.dispose()
-        downgrade(url, before)
-        for label, (table, fk) in FOREIGN_KEYS.items():
-            ddl = text(f"ALTER TABLE {table} DROP CONSTRAINT {fk}")
-            breakdown[f"before without {label}"] = [
-                write(lambda s, ddl=ddl: s.execute(ddl), commit=False) for _ in range(args.repeat)
+        def measure_breakdown(breakdown: dict[str, list[tuple[float, float]]]) -> None:  # PostgreSQL only
+            assert db.engine is not None
+            db.engine.dispose()
+            downgrade(url, before)
+            for label, (table, fk) in FOREIGN_KEYS.items():
+                ddl = text(f"ALTER TABLE {table} DROP CONSTRAINT {fk}")
+                breakdown[f"before without {label}"] = [
+                    write(lambda s, ddl=ddl: s.execute(ddl), commit=False) for _ in range(args.repeat)
+                ]
+            no_triggers = text("ALTER TABLE statement_line DISABLE TRIGGER ALL")
+            breakdown["no checks at all"] = [
+                write(lambda s: s.execute(no_triggers), commit=False) for _ in range(args.repeat)
             ]
-        no_triggers = text("ALTER TABLE statement_line DISABLE TRIGGER ALL")
-        breakdown["no checks at all"] = [
-            write(lambda s: s.execute(no_triggers), commit=False) for _ in range(args.repeat)
-        ]
-        db.engine.dispose()
-        upgrade(url)
-        run_fk = text(
-            "ALTER TABLE statement_line ADD CONSTRAINT fk_statement_line_run_id_incentive_run "
-            "FOREIGN KEY (run_id) REFERENCES incentive_run (id) ON DELETE CASCADE NOT VALID"
-        )
-        breakdown["after with the run_id foreign key kept"] = [
-            write(lambda s: s.execute(run_fk), commit=False) for _ in range(args.repeat)
-        ]
+            db.engine.dispose()
+            upgrade(url)
+            run_fk = text(
+                "ALTER TABLE statement_line ADD CONSTRAINT fk_statement_line_run_id_incentive_run "
+                "FOREIGN KEY (run_id) REFERENCES incentive_run (id) ON DELETE CASCADE NOT VALID"
+            )
+            breakdown["after with the run_id foreign key kept"] = [
+                write(lambda s: s.execute(run_fk), commit=False) for _ in range(args.repeat)
+            ]
+
+        breakdown: dict[str, list[tuple[float, float]]] = {}
+        if pg:
+            measure_breakdown(breakdown)
 
         result = {k: median(v) for k, v in samples.items()}
         result.update({k: median(v) for k, v in breakdown.items()})
         for label, figures in result.items():
             print(
-                f"{label:42s} DELETE {figures['delete_s']:.3f}s  COPY {figures['copy_s']:.3f}s  "
+                f"{label:42s} DELETE {figures['delete_s']:.3f}s  insert {figures['copy_s']:.3f}s  "
                 f"total {figures['total_s']:.3f}s",
                 file=sys.stderr,
             )
-        print(json.dumps({"bench": "line_checks", "lines": len(rows), "events": args.events, **result}))
+        database = "postgresql" if pg else "sqlite"
+        print(
+            json.dumps(
+                {"bench": "line_checks", "database": database, "lines": len(rows), "events": events, **result}
+            )
+        )
     finally:
         db.session.remove()
         if db.engine is not None:
             db.engine.dispose()
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+        if admin is not None:
+            with admin.connect() as conn:
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            admin.dispose()
+        if tmp is not None:
+            tmp.cleanup()
 
 
 if __name__ == "__main__":
