@@ -2,13 +2,15 @@
 
 ``statement_line.run_id/staff_id/branch_id/campaign_id`` and ``dispute.line_id`` are checked by
 triggers: once per statement on PostgreSQL (transition tables), per row on SQLite. These tests
-drive the database directly (the real line writer :func:`appraisal.runs.insert_lines`, i.e. COPY
-on PostgreSQL, and plain SQL deletes) on both databases; the races at the end need PostgreSQL.
+drive the database directly, on both databases, with single statements as the run uses them (a
+COPY on PostgreSQL, as :func:`appraisal.runs.insert_lines` writes lines; one multi-row INSERT on
+both; plain SQL deletes); the races at the end need PostgreSQL.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import io
 import sqlite3
 import threading
 import time
@@ -17,11 +19,10 @@ from typing import Any
 
 import psycopg2
 import pytest
-from sqlalchemy import delete, func, select, text, update
+from sqlalchemy import delete, func, insert, select, text, update
 from sqlalchemy.exc import IntegrityError, NotSupportedError
 from sqlalchemy.orm import Session
 
-from appraisal import runs
 from appraisal.models import Dispute, IncentiveRun, StatementLine
 from campaigns.models import Campaign
 from config.database import db, make_engine
@@ -88,6 +89,17 @@ def line(p: dict[str, Any], rule: str = "r1", **override: Any) -> dict[str, Any]
     return row
 
 
+def write_lines(session: Session, rows: list[dict[str, Any]], how: str = "copy") -> None:
+    """Insert lines with ONE statement: COPY (PostgreSQL; how a run writes them) or one multi-row INSERT."""
+    if how == "copy" and USE_PG:
+        columns = list(rows[0])
+        data = "".join("\t".join("\\N" if r[c] is None else str(r[c]) for c in columns) + "\n" for r in rows)
+        with session.connection().connection.driver_connection.cursor() as cur:
+            cur.copy_expert(f"COPY statement_line ({', '.join(columns)}) FROM STDIN", io.StringIO(data))
+    else:
+        session.execute(insert(StatementLine).values(rows))
+
+
 def count_lines(session: Session, run_id: int | None = None) -> int:
     stmt = select(func.count()).select_from(StatementLine)
     if run_id is not None:
@@ -125,13 +137,14 @@ MISSING = {"run_id": ("incentive run", 990001), "staff_id": ("staff member", 990
            "branch_id": ("branch", 990003), "campaign_id": ("campaign", 990004)}  # fmt: skip
 
 
+@pytest.mark.parametrize("how", ["copy", "values"] if USE_PG else ["values"])
 @pytest.mark.parametrize("column", list(MISSING))
-def test_a_batch_with_one_line_naming_a_missing_parent_writes_nothing(session, parents, column) -> None:  # noqa: ANN001
+def test_a_batch_with_one_line_naming_a_missing_parent_writes_nothing(session, parents, column, how) -> None:  # noqa: ANN001
     called, missing = MISSING[column]
-    runs.insert_lines(session, [line(parents, "ok-before")])
+    write_lines(session, [line(parents, "ok-before")])
     batch = [line(parents, "a"), line(parents, "b", **{column: missing}), line(parents, "c")]
     with pytest.raises(INTEGRITY) as caught, session.begin_nested():
-        runs.insert_lines(session, batch)  # COPY on PostgreSQL, one executemany on SQLite
+        write_lines(session, batch, how)  # one statement: COPY, or INSERT … VALUES (…), (…), (…)
     message = refusal(caught.value)
     assert f"statement_line.{column}" in message
     assert f"there is no {called}" in message
@@ -139,7 +152,7 @@ def test_a_batch_with_one_line_naming_a_missing_parent_writes_nothing(session, p
         assert f"with id {missing}" in message
     # the whole statement was refused, not just the bad line; the earlier statement stands
     assert count_lines(session) == 1
-    runs.insert_lines(session, [line(parents, "a"), line(parents, "c")])  # the good lines alone pass
+    write_lines(session, [line(parents, "a"), line(parents, "c")])  # the good lines alone pass
     session.commit()
     assert count_lines(session) == 3
 
@@ -152,7 +165,7 @@ def test_a_batch_naming_many_existing_parents_and_no_campaign_passes(session, pa
         line(parents, f"r{i}", staff_id=staff[i % 5].id, campaign_id=None if i % 2 else parents["campaign"])
         for i in range(50)
     ]
-    runs.insert_lines(session, rows)
+    write_lines(session, rows)
     session.commit()
     assert count_lines(session, parents["run"]) == 50
 
@@ -168,7 +181,7 @@ def test_an_orm_line_naming_a_missing_staff_member_is_refused(session, parents) 
 
 
 def test_moving_a_line_to_a_missing_parent_is_refused(session, parents) -> None:  # noqa: ANN001
-    runs.insert_lines(session, [line(parents)])
+    write_lines(session, [line(parents)])
     session.commit()
     with pytest.raises(IntegrityError) as caught:
         session.execute(update(StatementLine).values(branch_id=990003))
@@ -200,7 +213,7 @@ def fresh_parent(session: Session, parents: dict[str, Any], table: str) -> Any:
     ("branch", Branch, "branch_id"), ("campaign", Campaign, "campaign_id")])  # fmt: skip
 def test_a_parent_that_lines_name_cannot_be_deleted(session, parents, table, model, column) -> None:  # noqa: ANN001
     key = fresh_parent(session, parents, table).id
-    runs.insert_lines(session, [line(parents, "r1", **{column: key}), line(parents, "r2")])
+    write_lines(session, [line(parents, "r1", **{column: key}), line(parents, "r2")])
     session.commit()
     with pytest.raises(IntegrityError) as caught:
         session.execute(delete(model).where(model.id == key))
@@ -222,8 +235,8 @@ def test_a_parent_that_lines_name_cannot_be_deleted(session, parents, table, mod
 
 
 def test_deleting_a_run_deletes_its_lines_only(session, parents) -> None:  # noqa: ANN001
-    runs.insert_lines(session, [line(parents, f"r{i}") for i in range(5)])
-    runs.insert_lines(session, [line(parents, f"r{i}", run_id=parents["other_run"]) for i in range(3)])
+    write_lines(session, [line(parents, f"r{i}") for i in range(5)])
+    write_lines(session, [line(parents, f"r{i}", run_id=parents["other_run"]) for i in range(3)])
     session.commit()
     session.execute(delete(IncentiveRun).where(IncentiveRun.id == parents["run"]))
     session.commit()
@@ -236,7 +249,7 @@ def test_deleting_a_run_deletes_its_lines_only(session, parents) -> None:  # noq
 
 
 def test_disputed_lines_cannot_be_deleted_and_disputes_need_a_line(session, parents) -> None:  # noqa: ANN001
-    runs.insert_lines(session, [line(parents, f"r{i}") for i in range(4)])
+    write_lines(session, [line(parents, f"r{i}") for i in range(4)])
     session.commit()
     ids = sorted(session.scalars(select(StatementLine.id)))
     session.add(dispute_for(parents, ids[2]))
@@ -273,7 +286,7 @@ def test_disputed_lines_cannot_be_deleted_and_disputes_need_a_line(session, pare
 
 @pytest.mark.skipif(not USE_PG, reason="TRUNCATE is PostgreSQL's")
 def test_truncating_a_parent_alone_is_refused(session, parents) -> None:  # noqa: ANN001
-    runs.insert_lines(session, [line(parents)])
+    write_lines(session, [line(parents)])
     session.commit()
     for table in ("staff", "branch", "campaign", "incentive_run"):
         with pytest.raises(IntegrityError) as caught:
@@ -352,7 +365,7 @@ def engine(database_url: str) -> Any:
 
 @pg_only
 def test_a_staff_delete_waits_for_the_lines_being_written_then_is_refused(session, parents, engine) -> None:  # noqa: ANN001
-    runs.insert_lines(session, [line(parents, f"r{i}") for i in range(100)])  # not committed: KEY SHARE held
+    write_lines(session, [line(parents, f"r{i}") for i in range(100)])  # not committed: KEY SHARE held
     deleter = Other(engine, lambda s: s.execute(delete(Staff).where(Staff.id == parents["staff"])))
     deleter.start()
     wait_until_blocked(engine, deleter)
@@ -372,7 +385,7 @@ def test_lines_written_while_their_staff_member_is_deleted_fail_once_the_delete_
     session.commit()
     session.execute(delete(Staff).where(Staff.id == parents["staff"]))  # not committed: the row is locked
     writer = Other(
-        engine, lambda s: runs.insert_lines(s, [line(parents, f"r{i}", campaign_id=None) for i in range(100)])
+        engine, lambda s: write_lines(s, [line(parents, f"r{i}", campaign_id=None) for i in range(100)])
     )
     writer.start()
     wait_until_blocked(engine, writer)
@@ -387,7 +400,7 @@ def test_lines_written_while_their_staff_member_is_deleted_fail_once_the_delete_
 def test_a_run_deleted_while_its_lines_are_written_takes_the_committed_lines(
     session, parents, engine
 ) -> None:  # noqa: ANN001
-    runs.insert_lines(session, [line(parents, f"r{i}") for i in range(100)])  # KEY SHARE on the run row
+    write_lines(session, [line(parents, f"r{i}") for i in range(100)])  # KEY SHARE on the run row
     deleter = Other(
         engine, lambda s: s.execute(delete(IncentiveRun).where(IncentiveRun.id == parents["run"]))
     )
@@ -401,7 +414,7 @@ def test_a_run_deleted_while_its_lines_are_written_takes_the_committed_lines(
 
 @pg_only
 def test_lines_deleted_while_a_dispute_is_raised_are_kept(session, parents, engine) -> None:  # noqa: ANN001
-    runs.insert_lines(session, [line(parents, f"r{i}") for i in range(10)])
+    write_lines(session, [line(parents, f"r{i}") for i in range(10)])
     session.commit()
     first = min(session.scalars(select(StatementLine.id)))
     session.add(dispute_for(parents, first))
@@ -441,7 +454,7 @@ def test_racing_writers_and_deleters_never_leave_a_dangling_line(session, parent
         ) -> None:  # noqa: ANN001
             barrier.wait()
             time.sleep(pause["writer"])
-            runs.insert_lines(s, [line(p, f"r{i}") for i in range(200)])
+            write_lines(s, [line(p, f"r{i}") for i in range(200)])
 
         def remove(
             s: Session, staff_id: int = staff_id, barrier: threading.Barrier = barrier, pause=pause
@@ -471,7 +484,7 @@ def test_deletes_that_must_see_concurrent_commits_are_refused_outside_read_commi
     session, parents, engine
 ) -> None:  # noqa: ANN001
     """REPEATABLE READ would check against a snapshot older than a line committed while it waited: refused."""
-    runs.insert_lines(session, [line(parents)])
+    write_lines(session, [line(parents)])
     session.commit()
     statements = {
         "deleting statement lines": delete(StatementLine),
