@@ -145,16 +145,25 @@ class IncentiveRun(Versioned, Base):
 
 
 class StatementLine(Base):
-    """One line of a staff member's statement in a run, with its arithmetic."""
+    """One line of a staff member's statement in a run, with its arithmetic.
+
+    ``run_id``, ``staff_id``, ``branch_id`` and ``campaign_id`` refer to ``incentive_run``,
+    ``staff``, ``branch`` and ``campaign`` without declared foreign keys: a run writes ~100 000
+    lines in one statement, and the database checks them once per statement instead of once per
+    line (triggers of migration 0005, on both databases). The guarantees are a foreign key's: a
+    line naming a missing parent is refused (SQLSTATE 23503) and the whole statement with it; a
+    staff member, branch or campaign that lines name cannot be deleted; deleting a run deletes
+    its lines; a line a dispute names cannot be deleted (``Dispute.line_id``).
+    """
 
     __tablename__ = "statement_line"
     __table_args__ = (Index("ix_statement_line_run_staff", "run_id", "staff_id"),)
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    run_id: Mapped[int] = mapped_column(ForeignKey("incentive_run.id", ondelete="CASCADE"))
-    staff_id: Mapped[int] = mapped_column(ForeignKey("staff.id"), index=True)
-    branch_id: Mapped[int] = mapped_column(ForeignKey("branch.id"), comment="the staff member's branch then")
-    campaign_id: Mapped[int | None] = mapped_column(ForeignKey("campaign.id"))
+    run_id: Mapped[int] = mapped_column()  # incentive_run.id (deleting the run deletes its lines)
+    staff_id: Mapped[int] = mapped_column(index=True)  # staff.id
+    branch_id: Mapped[int] = mapped_column(comment="the staff member's branch then")  # branch.id
+    campaign_id: Mapped[int | None] = mapped_column()  # campaign.id
     rule_id: Mapped[str] = mapped_column(String(64), comment="rule id, or 'adjustment'")
     rule_version: Mapped[int | None] = mapped_column()
     kind: Mapped[str] = mapped_column(String(20), comment="rule kind, or adjustment")
@@ -187,7 +196,7 @@ class Dispute(Versioned, Base):
     __tablename__ = "dispute"
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    line_id: Mapped[int] = mapped_column(ForeignKey("statement_line.id"), index=True)
+    line_id: Mapped[int] = mapped_column(BigId, index=True)  # statement_line.id (checked by triggers, 0005)
     run_id: Mapped[int] = mapped_column(ForeignKey("incentive_run.id"), index=True)
     month: Mapped[str] = mapped_column(String(7), comment="month of the disputed line")
     staff_id: Mapped[int] = mapped_column(ForeignKey("staff.id"), index=True, comment="who raised it")
