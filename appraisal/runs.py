@@ -25,8 +25,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import and_, delete, func, or_, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import and_, bindparam, delete, func, or_, select, update
+from sqlalchemy.orm import Session, aliased
 
 from appraisal.ledger import MonthError, locked_scopes, month_bounds, month_of, parse_month
 from appraisal.machine import dispute_workflow, run_workflow
@@ -201,9 +201,15 @@ def write_run(session: Session, prepared: Prepared, actor_id: int | None = None)
     run = begin_run(session, month, key if branch_id is not None else None, actor_id)
     if prepared.run_id not in (None, run.id):  # pragma: no cover - the unique (month, scope) forbids it
         raise RunError(f"the run of {month} changed while it was computed; run it again")
-    session.execute(delete(StatementLine).where(StatementLine.run_id == run.id))
     rows = computed.rows
+    # the previous computation's lines: the new ones are written first, disputes move to them, then these go
+    previous = session.scalar(select(func.max(StatementLine.id)).where(StatementLine.run_id == run.id))
     insert_lines(session, run.id, rows)
+    if previous is not None:
+        _move_disputes(session, run, previous)
+        session.execute(
+            delete(StatementLine).where(StatementLine.run_id == run.id, StatementLine.id <= previous)
+        )
     if computed.dispute_ids:
         session.execute(
             update(Dispute).where(Dispute.id.in_(computed.dispute_ids)).values(applied_run_id=run.id)
@@ -222,6 +228,41 @@ def write_run(session: Session, prepared: Prepared, actor_id: int | None = None)
     run.computations = (run.computations or 0) + 1
     run_workflow.fire(session, run, "finish", actor_id=actor_id, payload={"lines": len(rows)})
     return run
+
+
+def _move_disputes(session: Session, run: IncentiveRun, previous: int) -> None:
+    """Disputes raised on a line of the previous computation now refer to the same line of the new one.
+
+    A line is the same when it has the same staff member, campaign and rule. A disputed line the
+    recompute no longer gives is refused with a RunError naming the disputes (nothing changes).
+    """
+    old, new = aliased(StatementLine), aliased(StatementLine)
+    same_line = and_(
+        new.run_id == run.id,
+        new.id > previous,
+        new.staff_id == old.staff_id,
+        new.campaign_id.is_not_distinct_from(old.campaign_id),
+        new.rule_id == old.rule_id,
+    )
+    disputed = session.execute(
+        select(Dispute.id, old.rule_id, Staff.staff_no, select(new.id).where(same_line).scalar_subquery())
+        .join(old, old.id == Dispute.line_id)
+        .join(Staff, Staff.id == old.staff_id)
+        .where(old.run_id == run.id, old.id <= previous)
+        .order_by(Dispute.id)
+    ).all()
+    gone = [f"#{d} ({no} {rule})" for d, rule, no, line_id in disputed if line_id is None]
+    if gone:
+        raise RunError(
+            f"the recomputed {run.scope_key} run of {run.month} no longer has the lines disputed by "
+            f"{', '.join(gone)}: answer those disputes in the dispute list, then run it again"
+        )
+    if disputed:
+        table = Dispute.__table__
+        session.execute(
+            update(table).where(table.c.id == bindparam("dispute")).values(line_id=bindparam("line")),
+            [{"dispute": d, "line": line_id} for d, _rule, _no, line_id in disputed],
+        )
 
 
 def compute_run(

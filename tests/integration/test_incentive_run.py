@@ -13,6 +13,7 @@ from sqlalchemy import event, func, select
 from appraisal import ledger, runs
 from appraisal.models import (
     Attendance,
+    Dispute,
     IncentiveRun,
     LedgerEvent,
     ScorecardWeights,
@@ -354,6 +355,50 @@ def test_dispute_becomes_adjustment_in_next_month(session, example, month) -> No
     session.refresh(dispute)
     assert dispute.applied_run_id == nxt.id
     # the locked month's statement is unchanged
+    assert lines_by(session, run) == EXPECTED
+
+
+def test_recompute_keeps_disputes_on_the_same_line(session, example, month) -> None:  # noqa: ANN001
+    """A dispute raised on a computed run follows its line (same staff, campaign, rule) through a
+    recompute; a recompute that would drop a disputed line is refused and changes nothing."""
+    u, camp_a = example[0], example[1]
+    run = runs.compute_run(session, month, actor_id=u.checker.id)
+    session.commit()
+
+    def acc_line() -> StatementLine:
+        return session.scalar(
+            select(StatementLine).where(
+                StatementLine.run_id == run.id,
+                StatementLine.staff_id == u.m2.id,
+                StatementLine.rule_id == "acc",
+            )
+        )
+
+    first = acc_line()
+    dispute = runs.raise_dispute(session, first, u.m2, "one account of the 28th is missing", "missing_result")
+    session.commit()
+    old_id = first.id
+    runs.compute_run(session, month, actor_id=u.checker.id)
+    session.commit()
+    session.expire_all()
+    moved = acc_line()
+    assert moved.id != old_id and session.get(Dispute, dispute.id).line_id == moved.id
+    assert session.get(StatementLine, old_id) is None
+    assert lines_by(session, run) == EXPECTED
+
+    # the rule is withdrawn for the month: the disputed line would go, so the recompute is refused
+    rules = [r for r in camp_a.rules if r["id"] != "acc"]
+    runs.add_rule_version(
+        session, camp_a, rules, ledger.month_bounds(month)[0], u.director.id, "acc withdrawn"
+    )
+    session.commit()
+    with pytest.raises(
+        runs.RunError, match=rf"no longer has the lines disputed by #{dispute.id} \(M\w+ acc\)"
+    ):
+        runs.compute_run(session, month, actor_id=u.checker.id)
+    session.rollback()
+    session.expire_all()
+    assert session.get(Dispute, dispute.id).line_id == moved.id
     assert lines_by(session, run) == EXPECTED
 
 
