@@ -40,7 +40,7 @@ from appraisal.models import (
     RunState,
     StatementLine,
 )
-from appraisal.money import as_decimal, scale_to_budget, sum_fen
+from appraisal.money import allocate_largest_remainder, as_decimal, sum_fen
 from appraisal.rules import (
     MEASURES,
     BudgetScaling,
@@ -489,6 +489,11 @@ def _decide(session: Session, data: MonthData, run_id: int | None) -> Computed:
         participants = participants_of[c.id]
         out = by_code.setdefault(c.code, [])
         code, cid = c.code, c.id
+        # what the rules' loops read of each participant, looked up once per campaign
+        members = [
+            (sid, staff[sid].staff_no, staff[sid].branch_id, data.measures.get((sid, cid), _NO_MEASURES))
+            for sid in participants
+        ]
         for rule in rules:
             if rule.kind is RuleKind.BOUNTY:
                 continue  # bounties are paid from posted bounties (below)
@@ -519,12 +524,8 @@ def _decide(session: Session, data: MonthData, run_id: int | None) -> Computed:
             seen = rule_lines.seen  # looked up inline: this loop runs once per line
             rule_id = rule.id
             own_measure = measure in STAFF_MEASURES
-            for sid in participants:
-                value = (
-                    data.value(sid, cid, measure)
-                    if own_measure
-                    else data.measures.get((sid, cid), _NO_MEASURES).get(measure, _ZERO)
-                )
+            for sid, staff_no, branch_id, values in members:
+                value = data.value(sid, cid, measure) if own_measure else values.get(measure, _ZERO)
                 if value == 0 and not pays_at_zero:
                     continue  # nothing to say: no result and no deduction
                 known = targets[sid]
@@ -533,8 +534,7 @@ def _decide(session: Session, data: MonthData, run_id: int | None) -> Computed:
                     tail = rule_lines.tail(value, known[0])
                 if tail.amount == 0 and value == 0:
                     continue
-                s = staff[sid]
-                out.append((s.staff_no, code, rule_id, sid, s.branch_id, cid, tail))
+                out.append((staff_no, code, rule_id, sid, branch_id, cid, tail))
     # -- bounties won and not yet paid ------------------------------------------------------------
     bounty_ids = _bounty_lines(session, data, by_code, campaign_ids)
     scaled = _scale_to_budgets(by_code, _budgets_left(session, data))
@@ -605,8 +605,8 @@ def _scale_to_budgets(
 ) -> dict[str, BudgetScaling]:
     """Step 4 of §6 on each campaign's lines, in place: what :func:`appraisal.rules.compute_statement` does.
 
-    A campaign whose positive lines sum to more than its budget left has them scaled by
-    :func:`appraisal.money.scale_to_budget` (ties: lower staff_no, then rule id); each scaled line
+    A campaign whose positive lines sum to more than its budget left has them scaled as
+    :func:`appraisal.money.scale_to_budget` does (ties: lower staff_no, then rule id); each scaled line
     gets its own explanation (:func:`appraisal.rules.scaled_line`), shared by lines with the same
     evaluated line and the same scaled amount.
     """
@@ -621,8 +621,11 @@ def _scale_to_budgets(
         if positive_sum <= budget:
             continue
         scaled[code] = BudgetScaling(code, budget, positive_sum)
-        lines.sort()
-        new_amounts = scale_to_budget([((row[0], row[2]), row[6].amount) for row in lines], budget)
+        # what scale_to_budget does once the positive lines exceed the budget (their amounts are
+        # whole fen by construction): the budget split over them by largest remainder
+        new_amounts = allocate_largest_remainder(
+            budget, [((row[0], row[2]), row[6].amount) for row in lines if row[6].amount > 0]
+        )
         made: dict[tuple[_Tail, Decimal], _Tail] = {}  # keyed by the tail itself (identity)
         for i, row in enumerate(lines):
             tail = row[6]
