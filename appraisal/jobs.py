@@ -8,6 +8,7 @@ restarted job computes it again from scratch and gives the same figures.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from celery import shared_task
@@ -62,8 +63,6 @@ def start_run(
 
 def check_ledger_totals(month: str | None = None) -> bool:
     """Compare ``ledger_total`` with the events; on a difference log it and tell every admin (once per month)."""
-    import logging
-
     from appraisal.ledger import check_totals
     from tasks.notify import notify_admins
 

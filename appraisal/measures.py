@@ -113,18 +113,22 @@ class MonthData:
 
     def participants(self, campaign: CampaignInfo) -> list[int]:
         """Managers of the campaign's branches (not departed) and anyone with a measure in it, by staff_no."""
-        ids = {
-            s.id
-            for s in self.staff.values()
-            if s.is_manager
-            and s.status != "departed"
-            and (campaign.all_branches or s.branch_id in campaign.branch_ids)
-        }
-        ids |= {
-            sid for (sid, cid), values in self.measures.items() if cid == campaign.id and any(values.values())
-        }
-        ids &= set(self.staff)
-        return sorted(ids, key=lambda sid: self.staff[sid].staff_no)
+        return self.participants_of([campaign])[campaign.id]
+
+    def participants_of(self, campaigns: list[CampaignInfo]) -> dict[int, list[int]]:
+        """:meth:`participants` of each campaign (by id), reading the measures once for all of them."""
+        with_results: dict[int, set[int]] = {}
+        for (sid, cid), values in self.measures.items():
+            if any(values.values()):
+                with_results.setdefault(cid, set()).add(sid)
+        managers = [s for s in self.staff.values() if s.is_manager and s.status != "departed"]
+        out: dict[int, list[int]] = {}
+        for c in campaigns:
+            ids = {s.id for s in managers if c.all_branches or s.branch_id in c.branch_ids}
+            ids |= with_results.get(c.id, set())
+            ids &= self.staff.keys()
+            out[c.id] = sorted(ids, key=lambda sid: self.staff[sid].staff_no)
+        return out
 
     def headcount(self, campaign: CampaignInfo, branch_id: int) -> int:
         """Managers (not departed) of a branch in the campaign; counted once per run (cached)."""

@@ -360,11 +360,11 @@ class _Tail:
     ``_Tail``: its columns are formatted once, not once per staff member.
     """
 
-    __slots__ = ("line", "version", "dispute_id", "amount", "rule_id", "values", "copy", "canon")
+    __slots__ = ("line", "version", "dispute_id", "amount", "values", "copy", "canon")
 
     def __init__(self, line: Line, version: int | None, dispute_id: int | None = None) -> None:
         self.line, self.version, self.dispute_id = line, version, dispute_id
-        self.amount, self.rule_id = line.amount, line.rule_id
+        self.amount = line.amount
         value = _fig(line.value)
         #: in _TAIL_COLUMNS order, as the database stores them
         self.values: tuple[Any, ...] = (
@@ -413,9 +413,6 @@ class _Evaluations:
         #: (value text, target text) -> the evaluated line's tail
         self.seen: dict[tuple[str, str | None], _Tail] = {}
 
-    def evaluate(self, value: Decimal, target: Decimal | None) -> Line:
-        return self.tail(value, target).line
-
     def tail(self, value: Decimal, target: Decimal | None) -> _Tail:
         key = (str(value), None if target is None else str(target))
         tail = self.seen.get(key)
@@ -428,23 +425,6 @@ class _Evaluations:
 #: One line of a run before it is written: (staff_no, campaign code, rule_id, staff_id, branch_id,
 #: campaign_id, tail). Sorting these tuples orders a run's lines by staff_no, campaign and rule.
 Row = tuple[str, str, str, int, int, "int | None", _Tail]
-
-
-def _participants(data: MonthData) -> dict[int, list[int]]:
-    """Each campaign's participants (:meth:`MonthData.participants`), reading the measures once for all campaigns."""
-    with_results: dict[int, set[int]] = {}
-    for (sid, cid), values in data.measures.items():
-        if any(values.values()):
-            with_results.setdefault(cid, set()).add(sid)
-    managers = [s for s in data.staff.values() if s.is_manager and s.status != "departed"]
-    staff = data.staff
-    out: dict[int, list[int]] = {}
-    for c in data.campaigns:
-        ids = {s.id for s in managers if c.all_branches or s.branch_id in c.branch_ids}
-        ids |= with_results.get(c.id, set())
-        ids &= staff.keys()
-        out[c.id] = sorted(ids, key=lambda sid: staff[sid].staff_no)
-    return out
 
 
 def decide(session: Session, data: MonthData, run_id: int | None) -> Computed:
@@ -478,7 +458,7 @@ def _decide(session: Session, data: MonthData, run_id: int | None) -> Computed:
     #: (campaign, measure) -> staff_id -> (target, its text): rules on one measure share targets
     targets_of: dict[tuple[int, str], dict[int, tuple[Decimal | None, str | None]]] = {}
     by_code: dict[str, list[Row]] = {}  # every line of each campaign (budgets scale a campaign's lines)
-    participants_of = _participants(data)
+    participants_of = data.participants_of(data.campaigns)
     for c in data.campaigns:
         campaign_ids[c.code] = c.id
         rule_versions[c.code] = c.rule_version

@@ -12,6 +12,8 @@ when there are some); the figures must be the same to the fen.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterator
+from contextlib import contextmanager
 from decimal import Decimal
 
 import pytest
@@ -24,6 +26,23 @@ from config import clock
 from config.database import Money
 
 D = Decimal
+
+
+@contextmanager
+def ledger_reads(session) -> Iterator[list[str]]:  # noqa: ANN001
+    """The SQL statements naming ``ledger_event`` that run inside the block."""
+    seen: list[str] = []
+
+    def count(conn, cursor, statement, *args):  # noqa: ANN001, ANN002, ANN202
+        if "ledger_event" in statement:
+            seen.append(statement)
+
+    engine = session.get_bind()
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        yield seen
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
 
 
 def _reference(session, month: str, ids: list[int], branch_id: int | None):  # noqa: ANN001, ANN202
@@ -233,28 +252,15 @@ def test_one_read_of_the_events_when_every_event_names_its_campaign(session, uni
         _event(session, u.m2, "payroll_volume", month, day, 0, "12.34", campaign=camp)
         _event(session, u.m1, "complaints", month, day, 1)  # no campaign, no customer: staff-level only
     session.commit()
-    seen: list[str] = []
-
-    def count(conn, cursor, statement, *args):  # noqa: ANN001, ANN002, ANN202
-        if "ledger_event" in statement:
-            seen.append(statement)
-
-    engine = session.get_bind()
-    event.listen(engine, "before_cursor_execute", count)
-    try:
+    with ledger_reads(session) as seen:
         data = measures.gather(session, month)
-    finally:
-        event.remove(engine, "before_cursor_execute", count)
     assert seen == []  # every figure from ledger_total
     assert data.measures[(u.m1.id, camp.id)]["accounts_opened"] == 4
     assert data.measures[(u.m2.id, camp.id)]["payroll_volume"] == D("24.68")
     assert data.staff_measures[u.m1.id]["complaints"] == 2
     # the whole run (read, decide, write) does not read the events either
-    event.listen(engine, "before_cursor_execute", count)
-    try:
+    with ledger_reads(session) as seen:
         run = runs.compute_run(session, month)
-    finally:
-        event.remove(engine, "before_cursor_execute", count)
     assert seen == []
     assert run.state == "computed" and run.line_count > 0
 
@@ -280,18 +286,8 @@ def test_events_are_read_only_for_campaigns_cutting_the_month(session, union, fa
         _event(session, u.m1, "accounts_opened", month, day, 3, campaign=cut)
         _event(session, u.m2, "payroll_volume", month, day, 0, "100.01", campaign=cut)
     session.commit()
-    seen: list[str] = []
-
-    def count(conn, cursor, statement, *args):  # noqa: ANN001, ANN002, ANN202
-        if "ledger_event" in statement:
-            seen.append(statement)
-
-    engine = session.get_bind()
-    event.listen(engine, "before_cursor_execute", count)
-    try:
+    with ledger_reads(session) as seen:
         data = measures.gather(session, month)
-    finally:
-        event.remove(engine, "before_cursor_execute", count)
     assert len(seen) == 1 and "ledger_total" in seen[0]  # one statement: the totals UNION ALL the events
     assert data.measures[(u.m1.id, whole.id)]["accounts_opened"] == 8
     assert data.measures[(u.m1.id, cut.id)]["accounts_opened"] == 6  # the 15th and the last day

@@ -264,7 +264,7 @@ def test_remembered_evaluations_are_what_evaluate_gives() -> None:
             value = Decimal(rng.choice(values))
             target = rng.choice(targets)
             target = None if target is None else Decimal(target)
-            got = remembered.evaluate(value, target)
+            got = remembered.tail(value, target).line
             want = evaluate(rule, RuleInputs(value=value, target=target))
             assert got == want
             assert got.to_dict() == want.to_dict()
